@@ -1,0 +1,101 @@
+"""Chapters 3 to 5: one attention head, the causal mask, many heads.
+
+Shapes in the comments use B (batch), T (sequence length), C (n_embd, 768),
+nh (n_head, 12) and hs (head_size, 64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def causal_mask(T: int, device=None) -> torch.Tensor:
+    """The T x T causal mask: entry [i, j] is True when position i may look at j (j <= i).
+
+    It is lower-triangular; it allows T * (T + 1) / 2 pairs (131,328 for T = 512).
+    """
+    if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
+        raise ValueError(f"causal_mask needs a positive int T, got {T!r}")
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
+    """Attention written out: softmax(Q K^T / sqrt(hs)) V, with the weights returned.
+
+    q: (..., T_q, hs), k and v: (..., T_k, hs); mask: bool, broadcastable to
+    (..., T_q, T_k), True where attending is allowed. Returns (out, weights) with
+    out (..., T_q, hs) and weights (..., T_q, T_k); each row of weights sums to 1.
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., T_q, T_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights  # (..., T_q, hs), (..., T_q, T_k)
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, nh, T, hs): cut the embedding dimension into n_head pieces.
+
+    The tokens are not split: every head keeps all T positions.
+    """
+    B, T, C = x.shape
+    if C % n_head != 0:
+        raise ValueError(f"cannot split {C} dimensions into {n_head} heads: {C} % {n_head} != 0")
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, nh, T, hs)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, nh, T, hs) -> (B, T, C): join the heads again, C = nh * hs."""
+    B, nh, T, hs = x.shape
+    return x.transpose(1, 2).contiguous().view(B, T, nh * hs)  # (B, T, C)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention, GPT-2's ``attn`` inside each block.
+
+    ``c_attn`` makes Q, K and V in one matrix multiply (768 -> 3 * 768 = 2304);
+    ``c_proj`` mixes the joined heads (768 -> 768). Two paths give the same result:
+    the fast one, ``torch.nn.functional.scaled_dot_product_attention`` (the default),
+    and the written-out one (``fast=False``), which is the book's code.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, bias: bool = True, dropout: float = 0.0, fast: bool = True):
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}")
+        self.n_embd = n_embd
+        self.n_head = n_head
+        self.dropout = dropout
+        self.fast = fast
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def qkv(self, x: torch.Tensor):
+        """Queries, keys and values, each (B, nh, T, hs), from x (B, T, C)."""
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
+        return split_heads(q, self.n_head), split_heads(k, self.n_head), split_heads(v, self.n_head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T = x.size(1)
+        q, k, v = self.qkv(x)  # 3 x (B, nh, T, hs)
+        dropout_p = self.dropout if self.training else 0.0
+        if self.fast:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        else:
+            y, _ = scaled_dot_product_attention(q, k, v, causal_mask(T, x.device), dropout_p)
+        y = merge_heads(y)  # (B, nh, T, hs) -> (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+    @torch.no_grad()
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The (B, nh, T, T) attention weights this layer computes for x, for plotting."""
+        q, k, v = self.qkv(x)
+        _, weights = scaled_dot_product_attention(q, k, v, causal_mask(x.size(1), x.device))
+        return weights  # (B, nh, T, T)

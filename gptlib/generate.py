@@ -1,0 +1,57 @@
+"""Chapter 10: generation, one token at a time."""
+
+from __future__ import annotations
+
+import torch
+
+from .model import check_token_ids
+
+
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k=None, top_p=None) -> torch.Tensor:
+    """The distribution to sample the next token from, given logits (B, V).
+
+    temperature divides the logits; top_k keeps the k most likely tokens; top_p keeps
+    the smallest set of most likely tokens whose probability reaches p. With
+    temperature=0 all probability goes to the most likely token (greedy).
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    V = logits.size(-1)
+    if top_k is not None and not (isinstance(top_k, int) and 1 <= top_k):
+        raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    if temperature == 0:
+        greedy = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+        return torch.zeros_like(logits).scatter_(-1, greedy, 1.0)
+    logits = logits / temperature
+    if top_k is not None and top_k < V:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)  # (B, V)
+    if top_p is not None and top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above
+        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
+
+
+@torch.no_grad()
+def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, generator=None):
+    """Run the model once per new token, each time on the last block_size tokens."""
+    check_token_ids(idx, model.config)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    block_size = model.config.block_size
+    for _ in range(max_new_tokens):
+        context = idx[:, -block_size:]  # (B, <= block_size)
+        logits, _ = model(context)  # (B, T, V)
+        probs = next_token_probs(logits[:, -1, :], temperature, top_k, top_p)  # (B, V)
+        if temperature == 0:
+            next_id = probs.argmax(dim=-1, keepdim=True)  # (B, 1)
+        else:
+            next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+        idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
+    return idx

@@ -1,0 +1,158 @@
+"""Chapter 8: the whole GPT.
+
+    token ids                      (B, T)
+    wte[idx] + wpe[pos]            (B, T, C)
+    n_layer x Block                (B, T, C)
+    ln_f                           (B, T, C)
+    lm_head (tied to wte)          (B, T, vocab_size)
+
+Parameter names are GPT-2's checkpoint names (``transformer.h.0.attn.c_attn.weight``),
+so GPT-2 weights map one to one (see ``gptlib.weights``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GPTConfig
+from .layers import Block, LayerNorm
+
+
+def check_token_ids(idx, config: GPTConfig, name: str = "idx") -> None:
+    """Raise a clear TypeError/ValueError unless idx is a (B, T) integer tensor that fits config."""
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
+    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {idx.dtype}")
+    if idx.dim() != 2:
+        raise ValueError(
+            f"{name} must have shape (B, T), got shape {tuple(idx.shape)}"
+            + ("; add a batch dimension with idx[None]" if idx.dim() == 1 else "")
+        )
+    B, T = idx.shape
+    if B == 0 or T == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(idx.shape)}); it needs at least one token")
+    if T > config.block_size:
+        raise ValueError(
+            f"sequence length {T} is longer than block_size {config.block_size}; "
+            f"crop the input to its last {config.block_size} tokens"
+        )
+    if idx.device.type != "meta":
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= config.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"token id {bad} in {name} is outside [0, {config.vocab_size}) (vocab_size)")
+
+
+class GPT(nn.Module):
+    """GPT-2 as nanoGPT builds it: one model that reads up to block_size tokens at once."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
+                wpe=nn.Embedding(config.block_size, config.n_embd),  # position embeddings
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                ln_f=LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying: one matrix, two uses
+        self.apply(self._init_weights)
+        # GPT-2 scales the projections that write into the residual stream by
+        # 1/sqrt(2 * n_layer): each block adds two of them to the stream.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Logits (B, T, vocab_size) for every position, and the mean cross-entropy
+        loss over all B * T positions when targets (B, T) are given (else None).
+        Targets equal to -1 are ignored."""
+        check_token_ids(idx, self.config)
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device)  # (T,)
+        tok_emb = self.transformer.wte(idx)  # (B, T, C)
+        pos_emb = self.transformer.wpe(pos)  # (T, C), broadcast over the batch
+        x = self.transformer.drop(tok_emb + pos_emb)  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)  # (B, T, C)
+        x = self.transformer.ln_f(x)  # (B, T, C)
+        logits = self.lm_head(x)  # (B, T, vocab_size)
+        if targets is None:
+            return logits, None
+        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+            shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {shape}")
+        if targets.device.type != "meta":
+            bad = targets[(targets != -1) & ((targets < 0) | (targets >= self.config.vocab_size))]
+            if bad.numel():
+                raise ValueError(
+                    f"target id {int(bad[0])} is outside [0, {self.config.vocab_size}) (vocab_size); "
+                    f"use -1 to ignore a position"
+                )
+        loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-1)
+        return logits, loss
+
+    def num_parameters(self) -> int:
+        """Parameters counted once each (the tied lm_head adds none)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def parameter_breakdown(self) -> "OrderedDict[str, int]":
+        """Parameter counts by component, summing to ``num_parameters()``."""
+        groups = OrderedDict(
+            (k, 0)
+            for k in (
+                "wte (token embeddings, shared with lm_head)",
+                "wpe (position embeddings)",
+                "attention (c_attn, c_proj)",
+                "mlp (c_fc, c_proj)",
+                "layernorms in blocks (ln_1, ln_2)",
+                "ln_f (final layernorm)",
+            )
+        )
+        keys = list(groups)
+        for name, p in self.named_parameters():
+            if name.startswith("transformer.wte."):
+                key = keys[0]
+            elif name.startswith("transformer.wpe."):
+                key = keys[1]
+            elif ".attn." in name:
+                key = keys[2]
+            elif ".mlp." in name:
+                key = keys[3]
+            elif ".ln_1." in name or ".ln_2." in name:
+                key = keys[4]
+            elif name.startswith("transformer.ln_f."):
+                key = keys[5]
+            else:  # pragma: no cover - a parameter this table does not know
+                raise RuntimeError(f"parameter {name} has no group in the breakdown")
+            groups[key] += p.numel()
+        return groups
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, generator=None):
+        """Append max_new_tokens tokens to idx (B, T), one forward pass per token.
+
+        temperature=0 means greedy. The context is cropped to the last block_size tokens.
+        """
+        from .generate import generate
+
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)

@@ -1,0 +1,187 @@
+"""Chapter 11: real GPT-2 weights.
+
+gptlib's parameter names are GPT-2's, so importing a checkpoint is a rename table
+with one twist: OpenAI's GPT-2 (and Hugging Face's ``GPT2LMHeadModel``) stores its
+four projection matrices as ``Conv1D`` weights, shaped (in, out), while
+``torch.nn.Linear`` stores (out, in). Those four are transposed on the way in and out.
+
+Files are read with ``safetensors`` or ``torch.load(weights_only=True)``: never by
+unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .config import GPTConfig
+from .model import GPT
+
+# The Conv1D weights of a GPT-2 block, stored (in, out) in GPT-2 checkpoints.
+CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+# Buffers some GPT-2 checkpoints carry (the old causal mask); they hold no weights.
+IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+
+
+def is_conv1d_weight(name: str) -> bool:
+    return name.endswith(CONV1D_WEIGHTS)
+
+
+def from_hf_state_dict(hf_state_dict: dict) -> dict:
+    """A GPT-2 state dict (Hugging Face or OpenAI layout) renamed and transposed for gptlib.
+
+    Accepts keys with or without the ``transformer.`` prefix, drops the causal-mask
+    buffers, and ties ``lm_head.weight`` to ``transformer.wte.weight``.
+    """
+    out = {}
+    for name, tensor in hf_state_dict.items():
+        if name.endswith(IGNORED_SUFFIXES) or name == "lm_head.weight":
+            continue
+        if not name.startswith("transformer."):
+            name = "transformer." + name
+        out[name] = tensor.t() if is_conv1d_weight(name) else tensor
+    if "transformer.wte.weight" in out:
+        out["lm_head.weight"] = out["transformer.wte.weight"]
+    return out
+
+
+def to_hf_state_dict(model: GPT) -> dict:
+    """gptlib's weights in Hugging Face ``GPT2LMHeadModel`` layout (Conv1D weights transposed)."""
+    return {
+        name: (t.t() if is_conv1d_weight(name) else t).detach().contiguous()
+        for name, t in model.state_dict().items()
+    }
+
+
+def load_checked(model: GPT, state_dict: dict) -> GPT:
+    """Load a gptlib-layout state dict, or raise ValueError listing every mismatch."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    given = {name: tuple(t.shape) for name, t in state_dict.items()}
+    problems = [f"missing: {n} {list(expected[n])}" for n in expected if n not in given]
+    problems += [f"unexpected: {n} {list(given[n])}" for n in given if n not in expected]
+    problems += [
+        f"shape mismatch: {n} is {list(given[n])} in the file, {list(expected[n])} in the model"
+        for n in expected
+        if n in given and given[n] != expected[n]
+    ]
+    if problems:
+        raise ValueError(
+            f"state dict does not fit this model ({model.config}); "
+            f"{len(problems)} problem(s):\n  " + "\n  ".join(problems)
+        )
+    model.load_state_dict(state_dict)
+    return model
+
+
+def config_from_hf(hf_config: dict) -> GPTConfig:
+    """A GPTConfig from the fields of a Hugging Face ``GPT2Config`` (its config.json)."""
+    activation = hf_config.get("activation_function", "gelu_new")
+    eps = hf_config.get("layer_norm_epsilon", 1e-5)
+    if activation != "gelu_new" or abs(eps - 1e-5) > 1e-12:
+        raise ValueError(
+            f"gptlib models GPT-2 exactly (activation gelu_new, layer_norm_epsilon 1e-05); "
+            f"this config has activation {activation!r} and layer_norm_epsilon {eps}"
+        )
+    try:
+        return GPTConfig(
+            vocab_size=hf_config["vocab_size"],
+            block_size=hf_config["n_positions"],
+            n_layer=hf_config["n_layer"],
+            n_head=hf_config["n_head"],
+            n_embd=hf_config["n_embd"],
+            dropout=0.0,
+            bias=True,
+        )
+    except KeyError as e:
+        raise ValueError(f"GPT-2 config is missing the field {e.args[0]!r}") from None
+
+
+def config_to_hf(config: GPTConfig) -> dict:
+    """The config.json fields Hugging Face's GPT2Config needs to rebuild this model."""
+    if not config.bias:
+        raise ValueError("GPT-2 checkpoints have biases; a model with bias=False cannot be exported to GPT-2")
+    return {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": config.vocab_size,
+        "n_positions": config.block_size,
+        "n_ctx": config.block_size,
+        "n_layer": config.n_layer,
+        "n_head": config.n_head,
+        "n_embd": config.n_embd,
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.dropout,
+        "tie_word_embeddings": True,
+    }
+
+
+def read_state_dict(path) -> dict:
+    """Tensors from a ``.safetensors`` file, or a torch file loaded with weights_only=True."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict (found {type(state).__name__})")
+    return state
+
+
+def load_gpt2(path, config: GPTConfig | None = None) -> GPT:
+    """A GPT from a local GPT-2 checkpoint: a folder with ``config.json`` and
+    ``model.safetensors`` (what ``save_pretrained`` writes), or a weights file with
+    its config given (or a ``config.json`` beside it)."""
+    path = Path(path)
+    weights_file = path / "model.safetensors" if path.is_dir() else path
+    if config is None:
+        config_file = weights_file.parent / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"no config.json beside {weights_file}; pass config=GPTConfig(...)")
+        config = config_from_hf(json.loads(config_file.read_text()))
+    model = GPT(config)
+    load_checked(model, from_hf_state_dict(read_state_dict(weights_file)))
+    return model.eval()
+
+
+def save_gpt2(model: GPT, directory) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` in GPT-2's (Hugging Face's) layout.
+
+    ``transformers.GPT2LMHeadModel.from_pretrained(directory)`` loads the result.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} exists and is not a folder")
+    directory.mkdir(parents=True, exist_ok=True)
+    config = config_to_hf(model.config)
+    tensors = {k: v.clone() for k, v in to_hf_state_dict(model).items() if k != "lm_head.weight"}
+    # Write to temporary names, then rename, so an interrupted save leaves the old files whole.
+    tmp_weights, tmp_config = directory / "model.safetensors.tmp", directory / "config.json.tmp"
+    save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
+    tmp_config.write_text(json.dumps(config, indent=2))
+    os.replace(tmp_weights, directory / "model.safetensors")
+    os.replace(tmp_config, directory / "config.json")
+    return directory
+
+
+def from_pretrained(name: str = "gpt2") -> GPT:
+    """Real GPT-2 weights from the Hugging Face hub (needs ``transformers`` and a network).
+
+    name: ``gpt2``, ``gpt2-medium``, ``gpt2-large`` or ``gpt2-xl``.
+    """
+    from transformers import GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel.from_pretrained(name)
+    model = GPT(config_from_hf(hf.config.to_dict()))
+    load_checked(model, from_hf_state_dict(hf.state_dict()))
+    return model.eval()

@@ -1,0 +1,87 @@
+"""The repository keeps its promises: one environment, a book that lists its chapters,
+and notebooks that were run before they were committed."""
+
+import json
+import re
+import tomllib
+
+import pytest
+import yaml
+
+from gptlib import GPTConfig
+
+from .conftest import ROOT
+
+
+def pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_environment_yml_names_the_same_packages_as_pyproject():
+    project = pyproject()["project"]
+    wanted = set(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted |= {req for req in extra if not req.startswith("gptlib")}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {req for req in pip_section if not req.startswith("-e")}
+    assert listed == wanted
+    assert "-e ." in pip_section
+
+
+def test_jupyter_book_is_pinned_to_1x():
+    book = pyproject()["project"]["optional-dependencies"]["book"]
+    assert "jupyter-book>=1.0.4.post1,<2" in book
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+            walk(entry.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return files
+
+
+def test_every_toc_entry_exists_and_every_notebook_is_listed():
+    files = toc_files()
+    for f in files:
+        assert (ROOT / f).with_suffix(".md").exists() or (ROOT / f).with_suffix(".ipynb").exists(), f
+    listed = {f.removesuffix(".ipynb") for f in files}
+    for nb in (ROOT / "book").rglob("*.ipynb"):
+        if ".ipynb_checkpoints" not in nb.parts:
+            assert str(nb.relative_to(ROOT).with_suffix("")) in listed, f"{nb} is not in _toc.yml"
+
+
+def notebooks():
+    return sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_notebook_was_run_and_stored_no_error(path):
+    nb = json.loads(path.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code" or not "".join(cell["source"]).strip():
+            continue
+        assert cell.get("execution_count") is not None, f"{path.name}: code cell {i} was never run"
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "raises-exception" not in tags:
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            assert not errors, f"{path.name}: code cell {i} stored an error"
+
+
+def test_intro_configuration_table_matches_the_presets():
+    rows = re.findall(r"^\| `([\w-]+)`[^|]*\|(.*)\|\s*$", (ROOT / "book" / "intro.md").read_text(), re.M)
+    assert len(rows) >= 6
+    for name, rest in rows:
+        c = GPTConfig.from_preset(name)
+        cells = [int(x) for x in rest.split("|")]
+        assert cells == [c.n_layer, c.n_head, c.n_embd, c.head_size, c.block_size, c.vocab_size], name
