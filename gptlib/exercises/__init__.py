@@ -1,0 +1,95 @@
+"""Checkers for the book's exercises.
+
+Each chapter's checkers live in their own module (``gptlib.exercises.ch03`` and so on).
+A checker runs the reader's function and gptlib's reference on the same random inputs.
+When they disagree it does not stop at "wrong": it also runs the typical mistakes it
+knows, and when the reader's output matches one of them it says which, as a hint.
+
+    >>> from gptlib.exercises import ch04
+    >>> ch04.check_allowed_pairs(lambda T: T * (T + 1) // 2)
+    'correct: allowed_pairs agrees with the reference on 4 inputs'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+
+class ExerciseError(AssertionError):
+    """The reader's answer disagrees with the reference; the message says how."""
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A typical wrong answer, and what to tell the reader whose output matches it."""
+
+    wrong: Callable[..., Any]
+    hint: str
+
+
+def same(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """True when two outputs agree: tensors in shape and value, tuples item by item."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
+            return False
+        return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=rtol, equal_nan=False))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y, atol, rtol) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return abs(float(a) - float(b)) <= atol + rtol * abs(float(b))
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def describe(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a tensor of shape {list(x.shape)}"
+    if isinstance(x, (tuple, list)):
+        return f"a {type(x).__name__} of {len(x)}: " + ", ".join(describe(v) for v in x)
+    return repr(x)
+
+
+def check(
+    name: str,
+    learner: Callable[..., Any],
+    reference: Callable[..., Any],
+    cases: Sequence[tuple],
+    mistakes: Iterable[Mistake] = (),
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> str:
+    """Compare learner(*case) with reference(*case) on every case.
+
+    Returns a one-line success message, or raises ExerciseError saying what differs
+    and, when the output matches a known mistake, the likely cause.
+    """
+    outputs = []
+    for i, case in enumerate(cases):
+        try:
+            outputs.append(learner(*case))
+        except Exception as e:  # the reader's code raised: report it as the answer
+            raise ExerciseError(f"{name}: your function raised {type(e).__name__}: {e} (on input {i + 1})") from e
+    expected = [reference(*case) for case in cases]
+    wrong = [i for i, (got, want) in enumerate(zip(outputs, expected)) if not same(got, want, atol, rtol)]
+    if not wrong:
+        return f"correct: {name} agrees with the reference on {len(cases)} inputs"
+    for mistake in mistakes:  # a hint only when the output matches the mistake on every input
+        if all(matches(mistake.wrong, case, got, atol, rtol) for case, got in zip(cases, outputs)):
+            raise ExerciseError(f"{name}: not yet. Hint: {mistake.hint}")
+    i = wrong[0]
+    got, want = outputs[i], expected[i]
+    if isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape != want.shape:
+        raise ExerciseError(f"{name}: expected shape {list(want.shape)}, got {list(got.shape)} (input {i + 1})")
+    raise ExerciseError(f"{name}: expected {describe(want)}, got {describe(got)}; values differ (input {i + 1})")
+
+
+def matches(wrong: Callable[..., Any], case: tuple, got: Any, atol: float, rtol: float) -> bool:
+    try:
+        return same(got, wrong(*case), atol, rtol)
+    except Exception:
+        return False
