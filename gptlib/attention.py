@@ -82,14 +82,23 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
         return split_heads(q, self.n_head), split_heads(k, self.n_head), split_heads(v, self.n_head)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: "LayerCache | None" = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C). With a cache, x holds only the new positions: their
+        keys and values are appended to the cache, and they attend to all cached ones."""
         T = x.size(1)
         q, k, v = self.qkv(x)  # 3 x (B, nh, T, hs)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.append(k, v)  # (B, nh, past + T, hs)
         dropout_p = self.dropout if self.training else 0.0
         if self.fast:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            # Without a past, is_causal builds the mask; one new token may see everything cached.
+            mask = None if past == 0 or T == 1 else causal_mask(past + T, x.device)[past:]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=past == 0)
         else:
-            y, _ = scaled_dot_product_attention(q, k, v, causal_mask(T, x.device), dropout_p)
+            mask = causal_mask(past + T, x.device)[past:]  # rows of the new queries: (T, past + T)
+            y, _ = scaled_dot_product_attention(q, k, v, mask, dropout_p)
         y = merge_heads(y)  # (B, nh, T, hs) -> (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -99,3 +108,36 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x)
         _, weights = scaled_dot_product_attention(q, k, v, causal_mask(x.size(1), x.device))
         return weights  # (B, nh, T, T)
+
+
+class LayerCache:
+    """One layer's keys and values for the positions seen so far (the KV cache).
+
+    In generation, each new token needs the keys and values of every earlier token.
+    They do not change, so they are kept instead of being computed again.
+    """
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None  # (B, nh, T_past, hs)
+        self.v: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.size(2)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor):
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)  # (B, nh, T_past + T, hs)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+class KVCache:
+    """The KV cache of a whole model: one LayerCache per block."""
+
+    def __init__(self, n_layer: int) -> None:
+        self.layers = [LayerCache() for _ in range(n_layer)]
+
+    @property
+    def length(self) -> int:
+        """How many positions are cached."""
+        return self.layers[0].length

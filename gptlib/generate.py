@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .attention import KVCache
 from .model import check_token_ids
 
 
@@ -39,15 +40,27 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k=None,
 
 
 @torch.no_grad()
-def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, generator=None):
-    """Run the model once per new token, each time on the last block_size tokens."""
-    check_token_ids(idx, model.config)
+def generate(model, idx, max_new_tokens: int, temperature=1.0, top_k=None, top_p=None, kv_cache=True, generator=None):
+    """Run the model once per new token and append the token it picks.
+
+    Without a cache, every step runs the model on the last block_size tokens. With the
+    KV cache, the first step runs on the whole prompt and each later step on the newest
+    token only. Once the context is longer than block_size the window slides, every
+    position changes, and the cached keys are no longer valid: from then on each step
+    runs on the whole window again, as without the cache.
+    """
+    check_token_ids(idx, model.config, check_length=False)  # a longer prompt is cropped below
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     block_size = model.config.block_size
+    cache = KVCache(model.config.n_layer) if kv_cache else None
     for _ in range(max_new_tokens):
-        context = idx[:, -block_size:]  # (B, <= block_size)
-        logits, _ = model(context)  # (B, T, V)
+        if cache is None or idx.size(1) > block_size:
+            logits, _ = model(idx[:, -block_size:])  # (B, T, V): the whole window
+        elif cache.length == 0:
+            logits, _ = model(idx, kv_cache=cache)  # the prompt fills the cache
+        else:
+            logits, _ = model(idx[:, -1:], kv_cache=cache)  # (B, 1, V): the newest token only
         probs = next_token_probs(logits[:, -1, :], temperature, top_k, top_p)  # (B, V)
         if temperature == 0:
             next_id = probs.argmax(dim=-1, keepdim=True)  # (B, 1)

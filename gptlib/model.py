@@ -23,8 +23,9 @@ from .config import GPTConfig
 from .layers import Block, LayerNorm
 
 
-def check_token_ids(idx, config: GPTConfig, name: str = "idx") -> None:
-    """Raise a clear TypeError/ValueError unless idx is a (B, T) integer tensor that fits config."""
+def check_token_ids(idx, config: GPTConfig, name: str = "idx", past: int = 0, check_length: bool = True) -> None:
+    """Raise a clear TypeError/ValueError unless idx is a (B, T) integer tensor that fits config:
+    ids in [0, vocab_size), and (with check_length) past + T <= block_size."""
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
     if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
@@ -37,9 +38,10 @@ def check_token_ids(idx, config: GPTConfig, name: str = "idx") -> None:
     B, T = idx.shape
     if B == 0 or T == 0:
         raise ValueError(f"{name} is empty (shape {tuple(idx.shape)}); it needs at least one token")
-    if T > config.block_size:
+    if check_length and past + T > config.block_size:
+        length = f"{past} cached + {T} new = {past + T}" if past else str(T)
         raise ValueError(
-            f"sequence length {T} is longer than block_size {config.block_size}; "
+            f"sequence length {length} is longer than block_size {config.block_size}; "
             f"crop the input to its last {config.block_size} tokens"
         )
     if idx.device.type != "meta":
@@ -82,18 +84,23 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None):
         """Logits (B, T, vocab_size) for every position, and the mean cross-entropy
         loss over all B * T positions when targets (B, T) are given (else None).
-        Targets equal to -1 are ignored."""
-        check_token_ids(idx, self.config)
+        Targets equal to -1 are ignored.
+
+        With a ``KVCache`` (generation), idx holds only the new tokens; they are placed
+        after the cached positions, and the cache grows by T."""
+        past = 0 if kv_cache is None else kv_cache.length
+        check_token_ids(idx, self.config, past=past)
         B, T = idx.shape
-        pos = torch.arange(T, device=idx.device)  # (T,)
+        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
         tok_emb = self.transformer.wte(idx)  # (B, T, C)
         pos_emb = self.transformer.wpe(pos)  # (T, C), broadcast over the batch
         x = self.transformer.drop(tok_emb + pos_emb)  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)  # (B, T, C)
+        caches = [None] * len(self.transformer.h) if kv_cache is None else kv_cache.layers
+        for block, cache in zip(self.transformer.h, caches):
+            x = block(x, cache)  # (B, T, C)
         x = self.transformer.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, vocab_size)
         if targets is None:
@@ -148,11 +155,18 @@ class GPT(nn.Module):
         return groups
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, generator=None):
+    def generate(
+        self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, kv_cache: bool = True, generator=None
+    ):
         """Append max_new_tokens tokens to idx (B, T), one forward pass per token.
 
-        temperature=0 means greedy. The context is cropped to the last block_size tokens.
+        temperature=0 means greedy; top_k and top_p restrict the choice. The context is
+        cropped to the last block_size tokens. With kv_cache=True each step feeds only
+        the newest token and reuses the keys and values of the earlier ones; the tokens
+        are the same as without it.
         """
         from .generate import generate
 
-        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+        return generate(
+            self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, kv_cache=kv_cache, generator=generator
+        )
