@@ -1,9 +1,17 @@
-"""The command line: ``python -m gptlib params NAME`` and ``python -m gptlib trace NAME``."""
+"""The command line.
+
+    python -m gptlib params NAME        parameter count of a preset, by component
+    python -m gptlib trace NAME         the forward pass of a preset, shape by shape
+    python -m gptlib train --data FILE  train a GPT on a text (under torchrun too)
+    python -m gptlib sample --ckpt DIR  generate text from a trained GPT
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -40,6 +48,29 @@ def cmd_trace(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train import run_training
+
+    history = run_training(
+        data=args.data, tokenizer=args.tokenizer, preset=args.preset, recipe=args.recipe, out=args.out,
+        max_iters=args.max_iters, max_seconds=args.max_seconds, device=args.device, resume=args.resume,
+        compile=args.compile, progress=not args.quiet,
+    )
+    if history and int(os.environ.get("RANK", "0")) == 0:
+        last = history[-1]
+        print(f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}, "
+              f"{last['elapsed_s']:.1f} s; checkpoint {Path(args.out) / 'ckpt.pt'}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .generate import sample_text
+
+    print(sample_text(args.ckpt, prompt=args.prompt, tokens=args.tokens, temperature=args.temperature,
+                      top_k=args.top_k, top_p=args.top_p, seed=args.seed))
+    return 0
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -47,6 +78,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
     return value
 
 
@@ -64,6 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=positive_int, default=1, help="batch size B (default 1)")
     t.add_argument("--seq-len", type=positive_int, default=None, help="sequence length T (default block_size)")
     t.set_defaults(func=cmd_trace)
+
+    from .train import DEFAULT_RECIPE, RECIPES
+
+    tr = sub.add_parser("train", help="train a GPT on a UTF-8 text file")
+    tr.add_argument("--data", required=True, help="a UTF-8 text file; the last 10%% is held out for validation")
+    tr.add_argument("--tokenizer", choices=["char", "gpt2"], default="char", help="default: char")
+    tr.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE,
+                    help=f"model shape and training schedule (default: {DEFAULT_RECIPE})")
+    tr.add_argument("--preset", default=None, help=f"use this preset's model shape instead ({names})")
+    tr.add_argument("--out", default="out", help="folder for ckpt.pt and log.jsonl (default: out)")
+    tr.add_argument("--max-iters", type=positive_int, default=None, help="training steps (default: the recipe's)")
+    tr.add_argument("--max-seconds", type=positive_float, default=None, help="stop after this much wall time")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
+    tr.add_argument("--compile", action="store_true", help="torch.compile the model")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="generate text from a checkpoint")
+    s.add_argument("--ckpt", required=True, help="the --out folder of a training run, or its ckpt.pt")
+    s.add_argument("--prompt", default=None, help="text to continue (default: a newline, or <|endoftext|>)")
+    s.add_argument("--tokens", type=positive_int, default=500, help="new tokens to generate (default 500)")
+    s.add_argument("--temperature", type=float, default=0.8, help="0 means greedy (default 0.8)")
+    s.add_argument("--top-k", type=positive_int, default=None)
+    s.add_argument("--top-p", type=float, default=None)
+    s.add_argument("--seed", type=int, default=1337)
+    s.set_defaults(func=cmd_sample)
     return parser
 
 
@@ -71,6 +139,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

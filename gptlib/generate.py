@@ -68,3 +68,26 @@ def generate(model, idx, max_new_tokens: int, temperature=1.0, top_k=None, top_p
             next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
         idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
     return idx
+
+
+def sample_text(ckpt_path, prompt=None, tokens: int = 500, temperature: float = 0.8, top_k=None, top_p=None,
+                seed: int = 1337) -> str:
+    """Continue a prompt with a model trained by ``python -m gptlib train``; returns prompt + new text."""
+    from pathlib import Path
+
+    from .train import load_checkpoint, model_from_checkpoint, tokenizer_from_spec
+
+    path = Path(ckpt_path)
+    ckpt = load_checkpoint(path / "ckpt.pt" if path.is_dir() else path)
+    model = model_from_checkpoint(ckpt).eval()
+    tok = tokenizer_from_spec(ckpt["tokenizer"])
+    if ckpt["tokenizer"]["kind"] == "char":
+        ids = tok.encode("\n" if prompt is None else prompt)  # unknown characters: a clear ValueError
+    else:
+        ids = tok.encode("<|endoftext|>" if prompt is None else prompt, allowed_special={"<|endoftext|>"})
+    if not ids:
+        raise ValueError("the prompt is empty; give at least one character")
+    idx = torch.tensor([ids], dtype=torch.long)
+    out = generate(model, idx, tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   generator=torch.Generator().manual_seed(seed))
+    return tok.decode(out[0].tolist())

@@ -1,0 +1,367 @@
+"""Chapter 9: training.
+
+AdamW with weight decay on the matrices only, a linear warmup then cosine decay of the
+learning rate, gradient clipping, and an evaluation on held-out data every
+``eval_interval`` steps. Checkpoints are written atomically and hold everything needed
+to continue exactly where training stopped: on a CPU, a resumed run gives the same
+losses as one that never stopped.
+
+Under ``torchrun`` the same code trains with DistributedDataParallel: every process
+draws the same global batch and takes its own slice of it, so N processes with batch
+B compute what one process computes with batch N * B.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .config import GPTConfig
+from .dataset import get_batch
+from .model import GPT
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: the optimiser, the schedule, evaluation, and when to stop."""
+
+    batch_size: int = 12  # sequences per step, in all processes together
+    max_iters: int = 2000
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int | None = None  # None: decay until max_iters
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # 0 turns clipping off
+    eval_interval: int = 250
+    eval_iters: int = 20
+    max_seconds: float | None = None  # stop after this much wall time, evaluation included
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
+        if self.learning_rate <= 0 or self.min_lr < 0 or self.min_lr > self.learning_rate:
+            raise ValueError(
+                f"need 0 <= min_lr <= learning_rate and learning_rate > 0, "
+                f"got learning_rate={self.learning_rate}, min_lr={self.min_lr}"
+            )
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"TrainConfig.max_seconds must be > 0, got {self.max_seconds}")
+
+    def lr_at(self, step: int) -> float:
+        """Linear warmup to learning_rate, then cosine decay to min_lr."""
+        if step < self.warmup_iters:
+            return self.learning_rate * (step + 1) / (self.warmup_iters + 1)
+        decay_iters = self.lr_decay_iters or self.max_iters
+        if step >= decay_iters:
+            return self.min_lr
+        progress = (step - self.warmup_iters) / max(1, decay_iters - self.warmup_iters)
+        return self.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (self.learning_rate - self.min_lr)
+
+
+def pick_device(device: str = "auto") -> str:
+    """'auto' picks cuda, then mps, then cpu; an explicit name must be available."""
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if device == "auto":
+        return "cuda" if available["cuda"] else "mps" if available["mps"] else "cpu"
+    if device not in available:
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda or mps")
+    if not available[device]:
+        raise ValueError(f"device {device!r} is not available on this machine")
+    return device
+
+
+def make_optimizer(model: GPT, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices (embeddings, linear weights), not on biases or LayerNorms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.beta1, config.beta2))
+
+
+def save_atomically(obj: dict, path: Path) -> None:
+    """torch.save to a temporary file beside path, then rename: a crash never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint written by Trainer.save, loaded without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"checkpoint {path} is corrupt or not a gptlib checkpoint ({type(e).__name__}: {e})") from None
+    missing = {"model", "model_config", "step"} - set(ckpt if isinstance(ckpt, dict) else ())
+    if missing:
+        raise ValueError(f"checkpoint {path} is not a gptlib checkpoint: it lacks {sorted(missing)}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> GPT:
+    from .weights import load_checked
+
+    model = GPT(GPTConfig(**ckpt["model_config"]))
+    return load_checked(model, ckpt["model"])
+
+
+class Trainer:
+    """Trains a GPT on a 1-D tensor of token ids split into train and validation parts."""
+
+    def __init__(self, model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, config: TrainConfig,
+                 device: str = "cpu", out_dir=None, extra: dict | None = None, compile: bool = False):
+        self.config = config
+        self.device = device
+        self.model = model.to(device)
+        self.train_data, self.val_data = train_data, val_data
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.extra = extra or {}  # saved in the checkpoint as it is (the tokenizer, say)
+        self.optimizer = make_optimizer(self.model, config)
+        self.step = 0
+        self.elapsed_s = 0.0
+        self.history: list[dict] = []
+        self.batch_generator = torch.Generator().manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # dropout
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        if config.batch_size % self.world:
+            raise ValueError(f"batch_size {config.batch_size} does not split evenly over {self.world} processes")
+        self.forward_model = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.forward_model = DistributedDataParallel(self.model)
+        if compile:
+            self.forward_model = torch.compile(self.forward_model)
+        self.autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+        )
+
+    # -- state ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "model_config": dataclasses.asdict(self.model.config),
+            "train_config": dataclasses.asdict(self.config),
+            "step": self.step,
+            "elapsed_s": self.elapsed_s,
+            "history": self.history,
+            "rng": {"torch": torch.get_rng_state(), "batch": self.batch_generator.get_state()},
+            **self.extra,
+        }
+
+    def save(self) -> None:
+        if self.out_dir is not None and self.rank == 0:
+            save_atomically(self.state(), self.out_dir / "ckpt.pt")
+
+    def resume(self, ckpt: dict) -> None:
+        """Continue from a checkpoint of the same model configuration."""
+        saved = GPTConfig(**ckpt["model_config"])
+        if saved != self.model.config:
+            changed = [f"{k}: {getattr(saved, k)} in the checkpoint, {getattr(self.model.config, k)} now"
+                       for k in dataclasses.asdict(saved) if getattr(saved, k) != getattr(self.model.config, k)]
+            raise ValueError("the checkpoint is from another model configuration: " + "; ".join(changed))
+        from .weights import load_checked
+
+        load_checked(self.model, ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step, self.elapsed_s, self.history = ckpt["step"], ckpt["elapsed_s"], list(ckpt["history"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        self.batch_generator.set_state(ckpt["rng"]["batch"])
+
+    # -- the loop ------------------------------------------------------------------------
+    def next_batch(self):
+        """This process's slice of the global batch: every process draws the same windows."""
+        x, y = get_batch(self.train_data, self.model.config.block_size, self.config.batch_size, self.batch_generator)
+        per = self.config.batch_size // self.world
+        x, y = x[self.rank * per : (self.rank + 1) * per], y[self.rank * per : (self.rank + 1) * per]
+        return x.to(self.device), y.to(self.device)
+
+    @torch.no_grad()
+    def estimate_loss(self) -> dict:
+        """Mean loss over eval_iters fixed batches of each split (the same batches every time)."""
+        self.model.eval()
+        out = {}
+        for split, data in (("train", self.train_data), ("val", self.val_data)):
+            generator = torch.Generator().manual_seed(self.config.seed + (1 if split == "train" else 2))
+            losses = []
+            for _ in range(self.config.eval_iters):
+                x, y = get_batch(data, self.model.config.block_size, self.config.batch_size, generator)
+                with self.autocast:
+                    _, loss = self.model(x.to(self.device), y.to(self.device))
+                losses.append(loss.item())
+            out[split] = sum(losses) / len(losses)
+        self.model.train()
+        return out
+
+    def evaluate_and_log(self, log_file, start: float) -> dict:
+        losses = self.estimate_loss()
+        self.elapsed_s = time.perf_counter() - start  # evaluation time included
+        row = {"step": self.step, "train_loss": round(losses["train"], 4), "val_loss": round(losses["val"], 4),
+               "lr": self.config.lr_at(max(self.step - 1, 0)), "elapsed_s": round(self.elapsed_s, 2)}
+        self.history.append(row)
+        if log_file is not None:
+            log_file.write(json.dumps(row) + "\n")
+            log_file.flush()
+        return row
+
+    def train(self, progress: bool = True) -> list[dict]:
+        """Train until max_iters steps (or max_seconds); evaluate every eval_interval steps
+        and at the end; return the evaluation history."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        log_file = None
+        if self.out_dir is not None and self.rank == 0:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            log_file = open(self.out_dir / "log.jsonl", "a")
+        bar = tqdm(total=cfg.max_iters, initial=self.step, disable=not progress or self.rank != 0,
+                   desc="training", unit="step")
+        self.model.train()
+        start = time.perf_counter() - self.elapsed_s
+        try:
+            while self.step < cfg.max_iters:
+                if cfg.max_seconds is not None and self.elapsed_s >= cfg.max_seconds:
+                    break
+                for group in self.optimizer.param_groups:
+                    group["lr"] = cfg.lr_at(self.step)
+                x, y = self.next_batch()
+                with self.autocast:
+                    _, loss = self.forward_model(x, y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.step += 1
+                self.elapsed_s = time.perf_counter() - start
+                bar.update(1)
+                if self.step % cfg.eval_interval == 0 and self.step < cfg.max_iters:
+                    row = self.evaluate_and_log(log_file, start)
+                    bar.set_postfix(train=row["train_loss"], val=row["val_loss"])
+                    self.save()
+            if not self.history or self.history[-1]["step"] != self.step:
+                row = self.evaluate_and_log(log_file, start)
+                bar.set_postfix(train=row["train_loss"], val=row["val_loss"])
+            self.save()
+        finally:
+            bar.close()
+            if log_file is not None:
+                log_file.close()
+        return self.history
+
+
+# Named recipes: the model's shape (besides its vocabulary) and how to train it.
+NANOGPT_CPU = (
+    # nanoGPT README's CPU recipe for character-level Shakespeare, as its baseline.
+    dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
+    TrainConfig(batch_size=12, max_iters=2000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
+                lr_decay_iters=2000, beta2=0.99, eval_interval=250, eval_iters=20),
+)
+RECIPES = {"nanogpt-cpu": NANOGPT_CPU}
+DEFAULT_RECIPE = "nanogpt-cpu"
+
+
+def tokenizer_from_spec(spec: dict):
+    """The tokenizer a checkpoint was trained with: {'kind': 'char', 'chars': ...} or {'kind': 'gpt2'}."""
+    from .tokenizer import CharTokenizer, gpt2_tokenizer
+
+    if spec["kind"] == "char":
+        return CharTokenizer(spec["chars"])
+    return gpt2_tokenizer()
+
+
+def encode_text(text: str, kind: str, chars: str | None = None):
+    """(token ids as a 1-D long tensor, tokenizer spec) for a text."""
+    from .tokenizer import CharTokenizer, gpt2_tokenizer
+
+    if kind == "char":
+        tok = CharTokenizer(chars if chars is not None else text)
+        return torch.tensor(tok.encode(text), dtype=torch.long), {"kind": "char", "chars": "".join(tok.chars)}
+    if kind == "gpt2":
+        return torch.tensor(gpt2_tokenizer().encode_ordinary(text), dtype=torch.long), {"kind": "gpt2"}
+    raise ValueError(f"unknown tokenizer {kind!r}; choose char or gpt2")
+
+
+def prepare_out_dir(out, resume: bool) -> Path:
+    """Check --out before anything is trained, so that no earlier work is overwritten."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder (it will hold ckpt.pt and log.jsonl)")
+    ckpt = out / "ckpt.pt"
+    if resume and not ckpt.is_file():
+        raise FileNotFoundError(f"--resume: there is no checkpoint at {ckpt} to continue from")
+    if not resume and ckpt.exists():
+        raise FileExistsError(f"{ckpt} already exists; continue it with --resume, or choose another --out")
+    return out
+
+
+def setup_distributed(device: str) -> None:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1): gloo on CPU, nccl on CUDA."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if device == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+
+
+def run_training(data, tokenizer="char", preset=None, recipe=DEFAULT_RECIPE, out="out", max_iters=None,
+                 max_seconds=None, device="auto", resume=False, compile=False, progress=True) -> list[dict]:
+    """What ``python -m gptlib train`` does; returns the evaluation history."""
+    from .dataset import read_text, train_val_split
+
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known recipes: {', '.join(RECIPES)}")
+    out = prepare_out_dir(out, resume)
+    ckpt = load_checkpoint(out / "ckpt.pt") if resume else None
+    text = read_text(data)
+    chars = None
+    if ckpt is not None:
+        saved_kind = ckpt["tokenizer"]["kind"]
+        if saved_kind != tokenizer:
+            raise ValueError(f"the checkpoint was trained with the {saved_kind} tokenizer, not {tokenizer}")
+        chars = ckpt["tokenizer"].get("chars")
+    ids, tok_spec = encode_text(text, tokenizer, chars)
+    train_data, val_data = train_val_split(ids)
+
+    model_shape, train_config = RECIPES[recipe]
+    vocab_size = len(tok_spec["chars"]) if tokenizer == "char" else 50257
+    if preset is not None:
+        model_config = GPTConfig.from_preset(preset, vocab_size=vocab_size)
+    else:
+        model_config = GPTConfig(vocab_size=vocab_size, **model_shape)
+    changes = {k: v for k, v in (("max_iters", max_iters), ("max_seconds", max_seconds)) if v is not None}
+    train_config = dataclasses.replace(train_config, **changes)
+
+    device = pick_device(device)
+    setup_distributed(device)
+    torch.manual_seed(train_config.seed)
+    model = GPT(model_config)
+    trainer = Trainer(model, train_data, val_data, train_config, device=device, out_dir=out,
+                      extra={"tokenizer": tok_spec}, compile=compile)
+    if ckpt is not None:
+        trainer.resume(ckpt)
+    try:
+        return trainer.train(progress=progress)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

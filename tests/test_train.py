@@ -1,0 +1,171 @@
+"""The trainer and the train/sample command line, on small data so that they run in seconds."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gptlib import GPT, GPTConfig
+from gptlib.dataset import get_batch, read_text, shakespeare_path, train_val_split
+from gptlib.train import TrainConfig, load_checkpoint, make_optimizer, run_training
+
+SMALL = dict(preset="tiny", max_iters=12, progress=False)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "small.txt"
+    path.write_text(read_text(shakespeare_path())[:30_000])
+    return path
+
+
+def test_bundled_corpus_is_the_documented_one():
+    import hashlib
+
+    raw = open(shakespeare_path(), "rb").read()
+    assert hashlib.sha256(raw).hexdigest() == "dba1d9708766b1f0e74663615c05545448f14e6c6170f72cb455b3043c5ffd35"
+    assert len(raw) == 1_158_412
+
+
+def test_split_is_fixed_and_batches_are_shifted_windows():
+    ids = torch.arange(1000)
+    train, val = train_val_split(ids)
+    assert len(train) == 900 and torch.equal(val, torch.arange(900, 1000))
+    x, y = get_batch(train, 64, 12, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (12, 64)
+    assert torch.equal(y[:, :-1], x[:, 1:]) and torch.equal(y[:, -1], x[:, -1] + 1)
+    with pytest.raises(ValueError, match="the data has 10 tokens, too few for one window of block_size 64"):
+        get_batch(torch.arange(10), 64, 2)
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(max_iters=1000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100)
+    lrs = [cfg.lr_at(s) for s in range(1200)]
+    assert all(a < b for a, b in zip(lrs[:100], lrs[1:101]))  # warmup rises
+    assert math.isclose(lrs[100], 1e-3)  # peak after warmup
+    assert all(a >= b for a, b in zip(lrs[100:1000], lrs[101:1001]))  # cosine falls
+    assert math.isclose(lrs[550], 0.5 * (1e-3 + 1e-4))  # halfway down the cosine
+    assert lrs[1000] == lrs[1199] == 1e-4
+
+
+def test_weight_decay_only_on_matrices(tiny_model):
+    opt = make_optimizer(tiny_model, TrainConfig(weight_decay=0.1))
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.dim() == 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(tiny_model.parameters()))
+
+
+def test_training_lowers_the_loss_and_logs_each_evaluation(text_file, tmp_path):
+    history = run_training(text_file, out=tmp_path / "run", **{**SMALL, "max_iters": 60})
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log == history and log[-1]["step"] == 60
+    assert {"step", "train_loss", "val_loss", "elapsed_s"} <= set(log[-1])
+    vocab = len(set(text_file.read_text()))
+    assert log[-1]["train_loss"] < math.log(vocab) - 0.5  # it learned something
+    ckpt = load_checkpoint(tmp_path / "run" / "ckpt.pt")
+    assert ckpt["step"] == 60 and ckpt["tokenizer"]["kind"] == "char"
+
+
+def test_resuming_continues_exactly(text_file, tmp_path):
+    straight = run_training(text_file, out=tmp_path / "straight", **{**SMALL, "max_iters": 24})
+    run_training(text_file, out=tmp_path / "stopped", **{**SMALL, "max_iters": 10})
+    resumed = run_training(text_file, out=tmp_path / "stopped", resume=True, **{**SMALL, "max_iters": 24})
+    assert [r["step"] for r in resumed] == [10, 24]
+    assert resumed[-1]["train_loss"] == straight[-1]["train_loss"]
+    assert resumed[-1]["val_loss"] == straight[-1]["val_loss"]
+    a = load_checkpoint(tmp_path / "straight" / "ckpt.pt")["model"]
+    b = load_checkpoint(tmp_path / "stopped" / "ckpt.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "gptlib", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_command_line_train_then_sample(text_file, tmp_path):
+    out = tmp_path / "cli"
+    result = cli("train", "--data", str(text_file), "--preset", "tiny", "--max-iters", "5", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "step 5: train loss" in result.stdout
+    assert (out / "ckpt.pt").is_file() and len((out / "log.jsonl").read_text().splitlines()) == 1
+    sample = cli("sample", "--ckpt", str(out), "--prompt", "ROMEO:", "--tokens", "20")
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout.startswith("ROMEO:") and len(sample.stdout.rstrip("\n")) >= 20
+    again = cli("sample", "--ckpt", str(out), "--prompt", "ROMEO:", "--tokens", "20")
+    assert again.stdout == sample.stdout  # seeded
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (None, ["--data", "{tmp}/missing.txt"], "data file {tmp}/missing.txt does not exist"),
+        ("empty", ["--data", "{tmp}/empty.txt"], "is empty; it needs some text"),
+        ("binary", ["--data", "{tmp}/binary.bin"], "is not text: it contains NUL bytes"),
+        ("latin1", ["--data", "{tmp}/latin1.txt"], "is not UTF-8 text: byte 0xe9 at offset 3"),
+        ("outfile", ["--data", "{data}", "--out", "{tmp}/afile"], "--out {tmp}/afile is a file; give a folder"),
+        (None, ["--data", "{data}", "--out", "{tmp}/none", "--resume"], "--resume: there is no checkpoint at {tmp}/none/ckpt.pt"),
+    ],
+)
+def test_command_line_errors(text_file, tmp_path, setup, args, message):
+    files = {"empty": ("empty.txt", b"  \n"), "binary": ("binary.bin", b"\x00\x01\x02abc"),
+             "latin1": ("latin1.txt", "caf\u00e9".encode("latin-1")), "outfile": ("afile", b"keep")}
+    if setup:
+        name, content = files[setup]
+        (tmp_path / name).write_bytes(content)
+    fill = lambda s: s.format(tmp=tmp_path, data=text_file)  # noqa: E731
+    result = cli("train", *[fill(a) for a in args], "--preset", "tiny", "--max-iters", "2", "--quiet")
+    assert result.returncode == 2
+    assert fill(message) in result.stderr and "Traceback" not in result.stderr
+    if setup == "outfile":
+        assert (tmp_path / "afile").read_bytes() == b"keep"
+
+
+def test_nothing_already_written_is_lost(text_file, tmp_path):
+    out = tmp_path / "keep"
+    run_training(text_file, out=out, **{**SMALL, "max_iters": 3})
+    before = (out / "ckpt.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="already exists; continue it with --resume"):
+        run_training(text_file, out=out, **SMALL)
+    with pytest.raises(ValueError, match="another model configuration: block_size: 32 in the checkpoint, 64 now; n_layer: 2 in the checkpoint, 4 now"):
+        run_training(text_file, out=out, resume=True, recipe="nanogpt-cpu", max_iters=5, progress=False)
+    assert (out / "ckpt.pt").read_bytes() == before
+
+
+def test_corrupt_checkpoint(text_file, tmp_path):
+    out = tmp_path / "corrupt"
+    out.mkdir()
+    (out / "ckpt.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match=f"checkpoint {out}/ckpt.pt is corrupt or not a gptlib checkpoint"):
+        run_training(text_file, out=out, resume=True, **SMALL)
+    result = cli("sample", "--ckpt", str(out))
+    assert result.returncode == 2 and "is corrupt or not a gptlib checkpoint" in result.stderr
+
+
+def test_prompt_outside_the_char_vocabulary(text_file, tmp_path):
+    out = tmp_path / "vocab"
+    run_training(text_file, out=out, **{**SMALL, "max_iters": 2})
+    result = cli("sample", "--ckpt", str(out), "--prompt", "Ωmega")
+    assert result.returncode == 2
+    assert "1 character(s) not in this tokenizer's vocabulary" in result.stderr and "'Ω'" in result.stderr
+
+
+def test_two_processes_match_one_with_the_same_global_batch(text_file, tmp_path):
+    common = ["--data", str(text_file), "--preset", "tiny", "--max-iters", "6", "--quiet", "--device", "cpu"]
+    one = cli("train", *common, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "gptlib", "train", *common, "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = load_checkpoint(tmp_path / "one" / "ckpt.pt")
+    b = load_checkpoint(tmp_path / "two" / "ckpt.pt")
+    assert b["step"] == 6
+    for name in a["model"]:
+        torch.testing.assert_close(a["model"][name], b["model"][name], atol=1e-5, rtol=1e-4)
+    assert abs(a["history"][-1]["val_loss"] - b["history"][-1]["val_loss"]) < 1e-3
