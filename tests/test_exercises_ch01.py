@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from gptlib.exercises import ExerciseError, ch01
+
+
+def test_reference_solutions_are_accepted():
+    assert ch01.check_make_windows(ch01.make_windows).startswith("correct")
+    assert ch01.check_tokens_per_word(ch01.tokens_per_word).startswith("correct")
+    assert ch01.check_num_offsets(ch01.num_offsets).startswith("correct")
+
+
+def test_make_windows_shapes_and_shift():
+    data = torch.arange(100)
+    x, y = ch01.make_windows(data, [0, 10, 87], 12)
+    assert x.shape == y.shape == (3, 12)
+    assert torch.equal(y[:, :-1], x[:, 1:])
+    assert torch.equal(y, x + 1)
+
+
+def test_unshifted_targets_get_their_hint():
+    def unshifted(data, offsets, T):
+        x = torch.stack([data[i : i + T] for i in offsets])
+        return x, x.clone()
+
+    with pytest.raises(ExerciseError, match="your targets are the inputs themselves"):
+        ch01.check_make_windows(unshifted)
+
+
+def test_targets_shifted_the_wrong_way_get_their_hint():
+    def backwards(data, offsets, T):
+        x = torch.stack([data[i : i + T] for i in offsets])
+        y = torch.stack([data[i - 1 : i - 1 + T] for i in offsets])
+        return x, y
+
+    with pytest.raises(ExerciseError, match="shifted the wrong way"):
+        ch01.check_make_windows(backwards)
+
+
+def test_swapped_windows_get_their_hint():
+    def swapped(data, offsets, T):
+        x, y = ch01.make_windows(data, offsets, T)
+        return y, x
+
+    with pytest.raises(ExerciseError, match="x and y are swapped"):
+        ch01.check_make_windows(swapped)
+
+
+def test_windows_one_token_too_short_are_reported_with_shapes():
+    def too_short(data, offsets, T):
+        return ch01.make_windows(data, offsets, T - 1)
+
+    with pytest.raises(ExerciseError, match=r"expected a tuple of 2: a tensor of shape \[3, 8\]"):
+        ch01.check_make_windows(too_short)
+
+
+def test_tokens_per_word_values():
+    assert ch01.tokens_per_word("One model reads the whole sequence at once.") == 9 / 8
+    hindi = ch01.tokens_per_word("एक मॉडल पूरे अनुक्रम को एक साथ पढ़ता है।")
+    assert hindi > 4 * 9 / 8
+
+
+def test_counting_characters_gets_its_hint():
+    with pytest.raises(ExerciseError, match="that counts characters per word"):
+        ch01.check_tokens_per_word(lambda s: len(s) / len(s.split()))
+
+
+def test_counting_bytes_gets_its_hint():
+    with pytest.raises(ExerciseError, match="that counts UTF-8 bytes per word"):
+        ch01.check_tokens_per_word(lambda s: len(s.encode()) / len(s.split()))
+
+
+def test_inverted_ratio_gets_its_hint():
+    from gptlib import gpt2_tokenizer
+
+    with pytest.raises(ExerciseError, match="the ratio is upside down"):
+        ch01.check_tokens_per_word(lambda s: len(s.split()) / len(gpt2_tokenizer().encode(s)))
+
+
+def test_num_offsets_off_by_one_gets_its_hint():
+    assert ch01.num_offsets(1000, 512) == 488
+    with pytest.raises(ExerciseError, match="needs block_size \\+ 1 tokens"):
+        ch01.check_num_offsets(lambda n, T: n - T + 1)
+    with pytest.raises(ExerciseError, match="one offset too few"):
+        ch01.check_num_offsets(lambda n, T: n - T - 1)
+
+
+def test_num_offsets_without_overlap_gets_its_hint():
+    with pytest.raises(ExerciseError, match="windows may overlap"):
+        ch01.check_num_offsets(lambda n, T: n // T)
+
+
+def test_num_offsets_matches_the_windows_that_fit():
+    n, T = 50, 7
+    fits = [i for i in range(n) if i + T + 1 <= n]
+    assert len(fits) == ch01.num_offsets(n, T)
+
+
+def test_a_crashing_answer_is_reported():
+    with pytest.raises(ExerciseError, match="your function raised ZeroDivisionError"):
+        ch01.check_num_offsets(lambda n, T: 1 // 0)
