@@ -23,6 +23,9 @@ class LayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(ndim))
         self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
 
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, bias={self.bias is not None}, eps={self.eps}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
 
