@@ -142,3 +142,8 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.command == "train":
+            print(f"\ninterrupted; the last finished step is saved in {Path(args.out) / 'ckpt.pt'}: "
+                  f"continue with --resume", file=sys.stderr)
+        return 130

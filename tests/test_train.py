@@ -10,7 +10,7 @@ import torch
 
 from gptlib import GPT, GPTConfig
 from gptlib.dataset import get_batch, read_text, shakespeare_path, train_val_split
-from gptlib.train import TrainConfig, load_checkpoint, make_optimizer, run_training
+from gptlib.train import DEFAULT_RECIPE, RECIPES, Trainer, TrainConfig, load_checkpoint, make_optimizer, run_training
 
 SMALL = dict(preset="tiny", max_iters=12, progress=False)
 
@@ -70,16 +70,35 @@ def test_training_lowers_the_loss_and_logs_each_evaluation(text_file, tmp_path):
     assert ckpt["step"] == 60 and ckpt["tokenizer"]["kind"] == "char"
 
 
-def test_resuming_continues_exactly(text_file, tmp_path):
+def test_resuming_after_an_interruption_continues_exactly(text_file, tmp_path, monkeypatch):
     straight = run_training(text_file, out=tmp_path / "straight", **{**SMALL, "max_iters": 24})
-    run_training(text_file, out=tmp_path / "stopped", **{**SMALL, "max_iters": 10})
-    resumed = run_training(text_file, out=tmp_path / "stopped", resume=True, **{**SMALL, "max_iters": 24})
-    assert [r["step"] for r in resumed] == [10, 24]
+
+    original = Trainer.next_batch
+
+    def interrupt_at_step_10(self):
+        if self.step == 10:
+            raise KeyboardInterrupt  # as if the reader pressed Ctrl-C
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "next_batch", interrupt_at_step_10)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(text_file, out=tmp_path / "stopped", **{**SMALL, "max_iters": 24})
+    assert load_checkpoint(tmp_path / "stopped" / "ckpt.pt")["step"] == 10
+    monkeypatch.setattr(Trainer, "next_batch", original)
+
+    resumed = run_training(text_file, out=tmp_path / "stopped", resume=True, preset="tiny", progress=False)
+    assert [r["step"] for r in resumed] == [24]  # the schedule of the checkpoint: 24 steps
     assert resumed[-1]["train_loss"] == straight[-1]["train_loss"]
     assert resumed[-1]["val_loss"] == straight[-1]["val_loss"]
     a = load_checkpoint(tmp_path / "straight" / "ckpt.pt")["model"]
     b = load_checkpoint(tmp_path / "stopped" / "ckpt.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_default_recipe_is_the_tuned_one():
+    model_shape, config = RECIPES[DEFAULT_RECIPE]
+    assert DEFAULT_RECIPE == "tuned-cpu" and config.learning_rate > RECIPES["nanogpt-cpu"][1].learning_rate
+    assert config.max_iters >= 1 and model_shape["block_size"] == 64
 
 
 def cli(*args, cwd=None):
