@@ -5,6 +5,24 @@
   one copy of every script.
 - pydata-sphinx-theme reads the colour mode from ``html_context["default_mode"]``;
   Jupyter Book leaves it empty, and the theme then logs "Got invalid theme mode".
+- The widgets' HTML manager (which draws saved widget state without a kernel) is an AMD
+  module: require.js must be told that it lives on the CDN, or its fonts are requested
+  next to the page. It also typesets widget labels with MathJax 2's ``MathJax.Hub.Queue``,
+  which MathJax 3 no longer has; a two-line adapter forwards it to ``typesetPromise``.
+"""
+
+import json
+
+MATHJAX2_ADAPTER = """
+document.addEventListener("DOMContentLoaded", function () {
+  var mj = window.MathJax;
+  if (mj && mj.startup && !mj.Hub) {
+    mj.Hub = {Queue: function (job) {
+      var el = job && job[2];
+      return mj.startup.promise.then(function () { return mj.typesetPromise(el ? [el] : undefined); });
+    }};
+  }
+});
 """
 
 
@@ -23,7 +41,19 @@ def set_default_mode(app, config):
     config.html_context.setdefault("default_mode", "auto")
 
 
+def configure_widget_scripts(app):
+    """Point require.js at the CDN folder of the HTML manager named in nb_ipywidgets_js."""
+    manager = next((url for url in app.config.nb_ipywidgets_js if "/html-manager@" in url), None)
+    if manager is None:
+        return
+    folder = manager.rsplit("/", 1)[0]  # .../html-manager@VERSION/dist
+    paths = {"@jupyter-widgets/html-manager/dist": folder}
+    app.add_js_file(None, body=f"var require = {{paths: {json.dumps(paths)}}};", priority=100)
+    app.add_js_file(None, body=MATHJAX2_ADAPTER, priority=100)
+
+
 def setup(app):
     app.connect("config-inited", set_default_mode)
+    app.connect("builder-inited", configure_widget_scripts)
     app.connect("html-page-context", keep_one_copy_of_each_script, priority=100)  # before any handler that ends the event
     return {"parallel_read_safe": True, "parallel_write_safe": True}
