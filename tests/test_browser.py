@@ -111,6 +111,11 @@ def test_page_renders_for_a_reader(site, page_name):
     assert not outside, f"{page_name} asked for {outside}"
     broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
     assert not broken, f"images that did not load: {broken}"
+    # Figures need alt text; a live widget's own drawing is exempt (each has a static figure too).
+    no_alt = page.evaluate("Array.from(document.querySelectorAll('main img'))"
+                           ".filter(i => !i.closest('.jupyter-widgets') && (!i.alt || i.alt.endsWith('.png')))"
+                           ".map(i => i.src.slice(0, 80))")
+    assert not no_alt, f"images without alt text: {no_alt}"
     text = page.inner_text("main")
     assert "\\frac" not in text and "\\sqrt" not in text, "raw LaTeX left on the page"
     has_math = page.evaluate("document.querySelectorAll('.math, span.math').length")

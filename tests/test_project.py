@@ -85,3 +85,15 @@ def test_intro_configuration_table_matches_the_presets():
         c = GPTConfig.from_preset(name)
         cells = [int(x) for x in rest.split("|")]
         assert cells == [c.n_layer, c.n_head, c.n_embd, c.head_size, c.block_size, c.vocab_size], name
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_every_figure_has_alt_text(path):
+    nb = json.loads(path.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        if any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
+            mystnb = cell.get("metadata", {}).get("mystnb", {})
+            alt = mystnb.get("image", {}).get("alt") or mystnb.get("figure", {}).get("caption")
+            assert alt and len(alt) > 20, f"{path.name}: the figure of code cell {i} has no alt text (mystnb.image.alt)"
