@@ -188,3 +188,13 @@ def test_two_processes_match_one_with_the_same_global_batch(text_file, tmp_path)
     for name in a["model"]:
         torch.testing.assert_close(a["model"][name], b["model"][name], atol=1e-5, rtol=1e-4)
     assert abs(a["history"][-1]["val_loss"] - b["history"][-1]["val_loss"]) < 1e-3
+
+
+def test_gpt2_tokenizer_training_and_sampling(text_file, tmp_path):
+    out = tmp_path / "bpe"
+    history = run_training(text_file, tokenizer="gpt2", out=out, **{**SMALL, "max_iters": 3})
+    ckpt = load_checkpoint(out / "ckpt.pt")
+    assert ckpt["tokenizer"] == {"kind": "gpt2"} and ckpt["model_config"]["vocab_size"] == 50257
+    assert history[-1]["val_loss"] < math.log(50257) + 1
+    result = cli("sample", "--ckpt", str(out), "--prompt", "ROMEO:", "--tokens", "5")
+    assert result.returncode == 0 and result.stdout.startswith("ROMEO:")
