@@ -5,6 +5,8 @@
   one copy of every script.
 - pydata-sphinx-theme reads the colour mode from ``html_context["default_mode"]``;
   Jupyter Book leaves it empty, and the theme then logs "Got invalid theme mode".
+- A stylesheet keeps phone-width pages from scrolling sideways (long inline code,
+  wide equations and tables scroll or wrap inside the text column).
 - The widgets' HTML manager (which draws saved widget state without a kernel) is an AMD
   module: require.js must be told that it lives on the CDN, or its fonts are requested
   next to the page. It also typesets widget labels with MathJax 2's ``MathJax.Hub.Queue``,
@@ -12,6 +14,7 @@
 """
 
 import json
+from pathlib import Path
 
 MATHJAX2_ADAPTER = """
 document.addEventListener("DOMContentLoaded", function () {
@@ -52,7 +55,13 @@ def configure_widget_scripts(app):
     app.add_js_file(None, body=MATHJAX2_ADAPTER, priority=100)
 
 
+def add_stylesheet(app):
+    app.config.html_static_path.append(str(Path(__file__).parent / "static"))
+    app.add_css_file("gptbook.css")
+
+
 def setup(app):
+    app.connect("builder-inited", add_stylesheet)
     app.connect("config-inited", set_default_mode)
     app.connect("builder-inited", configure_widget_scripts)
     app.connect("html-page-context", keep_one_copy_of_each_script, priority=100)  # before any handler that ends the event
