@@ -88,6 +88,21 @@ def check(
     raise ExerciseError(f"{name}: expected {describe(want)}, got {describe(got)}; values differ (input {i + 1})")
 
 
+def whole_number(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap fn so that a whole-number answer (a float like 124046592.0, a one-element
+    tensor) becomes an int, and counts are compared exactly."""
+
+    def run(*args):
+        result = fn(*args)
+        if isinstance(result, torch.Tensor) and result.numel() == 1:
+            result = result.item()
+        if isinstance(result, float):
+            return int(result) if result.is_integer() else f"{result!r}, not a whole number"
+        return result
+
+    return run
+
+
 def matches(wrong: Callable[..., Any], case: tuple, got: Any, atol: float, rtol: float) -> bool:
     try:
         return same(got, wrong(*case), atol, rtol)

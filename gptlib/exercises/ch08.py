@@ -6,22 +6,8 @@ import torch
 
 from ..config import GPTConfig
 from ..model import GPT
-from . import Mistake, check
+from . import Mistake, check, whole_number
 
-
-def _whole_number(fn):
-    """Run fn, and turn a whole-number answer (a float like 124046592.0, a one-element
-    tensor) into an int, so that counts are compared exactly."""
-
-    def run(*args):
-        result = fn(*args)
-        if isinstance(result, torch.Tensor) and result.numel() == 1:
-            result = result.item()
-        if isinstance(result, float):
-            return int(result) if result.is_integer() else f"{result!r}, not a whole number"
-        return result
-
-    return run
 
 # ---------------------------------------------------------------------------
 # Exercise 1: count the parameters of a GPT from its configuration alone.
@@ -71,7 +57,7 @@ def check_count_parameters(fn) -> str:
     """Exercise: count_parameters(config) -> int, without building the model."""
     return check(
         "count_parameters",
-        _whole_number(fn),
+        whole_number(fn),
         _count_on_meta,
         cases=_parameter_cases(),
         mistakes=[
@@ -126,7 +112,7 @@ def check_attention_memory_bytes(fn) -> str:
     """Exercise: attention_memory_bytes(config, T, bytes_per_float) -> int."""
     return check(
         "attention_memory_bytes",
-        _whole_number(fn),
+        whole_number(fn),
         attention_memory_bytes,
         cases=_memory_cases(),
         mistakes=[

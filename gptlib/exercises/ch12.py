@@ -17,22 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..config import GPTConfig
-from . import Mistake, check
-
-
-def _whole_number(fn):
-    """Run fn and turn a whole-number answer (a float like 797815296.0, a one-element
-    tensor) into an int, so that the counts are compared exactly."""
-
-    def run(*args):
-        result = fn(*args)
-        if isinstance(result, torch.Tensor) and result.numel() == 1:
-            result = result.item()
-        if isinstance(result, float):
-            return int(result) if result.is_integer() else f"{result!r}, not a whole number"
-        return result
-
-    return run
+from . import Mistake, check, whole_number
 
 
 def matmul_params(config: GPTConfig) -> int:
@@ -76,7 +61,7 @@ def check_training_flops_per_token(fn) -> str:
 
     return check(
         "training_flops_per_token",
-        _whole_number(fn),
+        whole_number(fn),
         training_flops_per_token,
         cases=_training_cases(),
         mistakes=[
@@ -155,7 +140,7 @@ def check_kv_cache_bytes(fn) -> str:
     """Exercise: kv_cache_bytes(config, T, bytes_per_float) -> int."""
     return check(
         "kv_cache_bytes",
-        _whole_number(fn),
+        whole_number(fn),
         kv_cache_bytes,
         cases=_cache_cases(),
         mistakes=[
@@ -244,7 +229,7 @@ def check_generation_flops(fn) -> str:
     v = _generation_variant
     return check(
         "generation_flops",
-        _whole_number(fn),
+        whole_number(fn),
         generation_flops,
         cases=_generation_cases(),
         mistakes=[
