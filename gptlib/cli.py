@@ -67,7 +67,7 @@ def cmd_sample(args) -> int:
     from .generate import sample_text
 
     print(sample_text(args.ckpt, prompt=args.prompt, tokens=args.tokens, temperature=args.temperature,
-                      top_k=args.top_k, top_p=args.top_p, seed=args.seed))
+                      top_k=args.top_k, top_p=args.top_p, seed=args.seed, pretrained=args.pretrained))
     return 0
 
 
@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")
-    s.add_argument("--ckpt", required=True, help="the --out folder of a training run, or its ckpt.pt")
+    source = s.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt", help="the --out folder of a training run, or its ckpt.pt")
+    source.add_argument("--pretrained", choices=["shakespeare-char"], help="the small model that ships with gptlib")
     s.add_argument("--prompt", default=None, help="text to continue (default: a newline, or <|endoftext|>)")
     s.add_argument("--tokens", type=positive_int, default=500, help="new tokens to generate (default 500)")
     s.add_argument("--temperature", type=float, default=0.8, help="0 means greedy (default 0.8)")

@@ -70,18 +70,30 @@ def generate(model, idx, max_new_tokens: int, temperature=1.0, top_k=None, top_p
     return idx
 
 
-def sample_text(ckpt_path, prompt=None, tokens: int = 500, temperature: float = 0.8, top_k=None, top_p=None,
-                seed: int = 1337) -> str:
-    """Continue a prompt with a model trained by ``python -m gptlib train``; returns prompt + new text."""
+def sample_text(ckpt_path=None, prompt=None, tokens: int = 500, temperature: float = 0.8, top_k=None, top_p=None,
+                seed: int = 1337, pretrained: str | None = None) -> str:
+    """Continue a prompt with a model trained by ``python -m gptlib train`` (ckpt_path), or
+    with the model that ships with gptlib (pretrained="shakespeare-char"); returns prompt + new text."""
     from pathlib import Path
 
     from .train import load_checkpoint, model_from_checkpoint, tokenizer_from_spec
 
-    path = Path(ckpt_path)
-    ckpt = load_checkpoint(path / "ckpt.pt" if path.is_dir() else path)
-    model = model_from_checkpoint(ckpt).eval()
-    tok = tokenizer_from_spec(ckpt["tokenizer"])
-    if ckpt["tokenizer"]["kind"] == "char":
+    if (ckpt_path is None) == (pretrained is None):
+        raise ValueError("give either a checkpoint (--ckpt) or --pretrained shakespeare-char, not both")
+    if pretrained is not None:
+        if pretrained != "shakespeare-char":
+            raise ValueError(f"unknown pretrained model {pretrained!r}; the one that ships is shakespeare-char")
+        from .pretrained import load_shakespeare_char
+
+        model, tok, _ = load_shakespeare_char()
+        kind = "char"
+    else:
+        path = Path(ckpt_path)
+        ckpt = load_checkpoint(path / "ckpt.pt" if path.is_dir() else path)
+        model = model_from_checkpoint(ckpt).eval()
+        tok = tokenizer_from_spec(ckpt["tokenizer"])
+        kind = ckpt["tokenizer"]["kind"]
+    if kind == "char":
         ids = tok.encode("\n" if prompt is None else prompt)  # unknown characters: a clear ValueError
     else:
         ids = tok.encode("<|endoftext|>" if prompt is None else prompt, allowed_special={"<|endoftext|>"})

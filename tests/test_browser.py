@@ -161,14 +161,15 @@ def test_search_finds_attention(site):
     page.close()
 
 
-def test_widgets_render_without_a_kernel(site):
+@pytest.mark.parametrize("page_name, sliders", [("05_many_heads", 2), ("10_generation", 3)])
+def test_widgets_render_without_a_kernel(site, page_name, sliders):
     browser, base, shots = site
-    page, errors, _ = open_page(browser, base, "book/05_many_heads.html")
-    page.wait_for_selector(".widget-slider, .jupyter-widgets .widget-hslider, .widget-hslider", timeout=15000)
-    assert page.locator(".widget-hslider").count() >= 2  # layer and head
+    page, errors, _ = open_page(browser, base, f"book/{page_name}.html")
+    page.wait_for_selector(".widget-hslider", timeout=15000)
+    assert page.locator(".widget-hslider").count() >= sliders
     assert not errors
     page.locator(".widget-hslider").first.scroll_into_view_if_needed()
-    page.screenshot(path=str(shots / "05_many_heads-widgets.png"))
+    page.screenshot(path=str(shots / f"{page_name}-widgets.png"))
     page.close()
 
 

@@ -198,3 +198,11 @@ def test_gpt2_tokenizer_training_and_sampling(text_file, tmp_path):
     assert history[-1]["val_loss"] < math.log(50257) + 1
     result = cli("sample", "--ckpt", str(out), "--prompt", "ROMEO:", "--tokens", "5")
     assert result.returncode == 0 and result.stdout.startswith("ROMEO:")
+
+
+def test_sample_from_the_bundled_model():
+    result = cli("sample", "--pretrained", "shakespeare-char", "--prompt", "JULIET:\n", "--tokens", "40", "--temperature", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("JULIET:\n") and len(result.stdout) > 40
+    both = cli("sample", "--pretrained", "shakespeare-char", "--ckpt", "out")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
