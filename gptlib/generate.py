@@ -90,6 +90,8 @@ def sample_text(ckpt_path=None, prompt=None, tokens: int = 500, temperature: flo
     else:
         path = Path(ckpt_path)
         ckpt = load_checkpoint(path / "ckpt.pt" if path.is_dir() else path)
+        if "tokenizer" not in ckpt:
+            raise ValueError(f"{path} was not written by `python -m gptlib train` (it names no tokenizer)")
         model = model_from_checkpoint(ckpt).eval()
         tok = tokenizer_from_spec(ckpt["tokenizer"])
         kind = ckpt["tokenizer"]["kind"]

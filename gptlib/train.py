@@ -347,6 +347,8 @@ def run_training(data, tokenizer="char", preset=None, recipe=DEFAULT_RECIPE, out
     text = read_text(data)
     chars = None
     if ckpt is not None:
+        if "tokenizer" not in ckpt:
+            raise ValueError(f"{out / 'ckpt.pt'} was not written by `python -m gptlib train` (it names no tokenizer)")
         saved_kind = ckpt["tokenizer"]["kind"]
         if saved_kind != tokenizer:
             raise ValueError(f"the checkpoint was trained with the {saved_kind} tokenizer, not {tokenizer}")
