@@ -62,11 +62,13 @@ def check(
     mistakes: Iterable[Mistake] = (),
     atol: float = 1e-5,
     rtol: float = 1e-4,
+    nan_hint: str | None = None,
 ) -> str:
     """Compare learner(*case) with reference(*case) on every case.
 
     Returns a one-line success message, or raises ExerciseError saying what differs
-    and, when the output matches a known mistake, the likely cause.
+    and, when the output matches a known mistake, the likely cause. With nan_hint, an
+    output holding NaN or inf gets that hint (such outputs match no reference).
     """
     outputs = []
     for i, case in enumerate(cases):
@@ -74,6 +76,10 @@ def check(
             outputs.append(learner(*case))
         except Exception as e:  # the reader's code raised: report it as the answer
             raise ExerciseError(f"{name}: your function raised {type(e).__name__}: {e} (on input {i + 1})") from e
+    if nan_hint is not None and any(
+        isinstance(out, torch.Tensor) and out.is_floating_point() and not torch.isfinite(out).all() for out in outputs
+    ):
+        raise ExerciseError(f"{name}: not yet. Hint: {nan_hint}")
     expected = [reference(*case) for case in cases]
     wrong = [i for i, (got, want) in enumerate(zip(outputs, expected)) if not same(got, want, atol, rtol)]
     if not wrong:
