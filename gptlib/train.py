@@ -117,6 +117,24 @@ def load_checkpoint(path) -> dict:
     return ckpt
 
 
+@torch.no_grad()
+def estimate_loss(model: GPT, data: torch.Tensor, batch_size: int, eval_iters: int, seed: int,
+                  device: str = "cpu", autocast=None) -> float:
+    """Mean loss of model over eval_iters windows of data, drawn by a generator seeded with
+    seed: the same batches every time, so that evaluations are comparable."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(eval_iters):
+        x, y = get_batch(data, model.config.block_size, batch_size, generator)
+        with autocast if autocast is not None else nullcontext():
+            _, loss = model(x.to(device), y.to(device))
+        losses.append(loss.item())
+    model.train(was_training)
+    return sum(losses) / len(losses)
+
+
 def model_from_checkpoint(ckpt: dict) -> GPT:
     from .weights import load_checked
 
@@ -197,22 +215,14 @@ class Trainer:
         x, y = x[self.rank * per : (self.rank + 1) * per], y[self.rank * per : (self.rank + 1) * per]
         return x.to(self.device), y.to(self.device)
 
-    @torch.no_grad()
     def estimate_loss(self) -> dict:
         """Mean loss over eval_iters fixed batches of each split (the same batches every time)."""
-        self.model.eval()
-        out = {}
-        for split, data in (("train", self.train_data), ("val", self.val_data)):
-            generator = torch.Generator().manual_seed(self.config.seed + (1 if split == "train" else 2))
-            losses = []
-            for _ in range(self.config.eval_iters):
-                x, y = get_batch(data, self.model.config.block_size, self.config.batch_size, generator)
-                with self.autocast:
-                    _, loss = self.model(x.to(self.device), y.to(self.device))
-                losses.append(loss.item())
-            out[split] = sum(losses) / len(losses)
-        self.model.train()
-        return out
+        cfg = self.config
+        return {
+            split: estimate_loss(self.model, data, cfg.batch_size, cfg.eval_iters, cfg.seed + offset,
+                                 self.device, self.autocast)
+            for split, data, offset in (("train", self.train_data, 1), ("val", self.val_data, 2))
+        }
 
     def evaluate_and_log(self, log_file, start: float) -> dict:
         losses = self.estimate_loss()
