@@ -299,7 +299,15 @@ TUNED_CPU = (
     TrainConfig(batch_size=12, max_iters=1200, learning_rate=5e-3, min_lr=1e-4, warmup_iters=20,
                 lr_decay_iters=None, beta2=0.99, eval_interval=200, eval_iters=20),
 )
-RECIPES = {"tuned-cpu": TUNED_CPU, "nanogpt-cpu": NANOGPT_CPU}
+BUNDLED_CHAR = (
+    # The model that ships in gptlib/data/shakespeare (scripts/export_bundled_model.py):
+    # 4 layers, 6 heads of 32, 128 characters of context, trained for about an hour on
+    # one CPU thread over all 37 plays of the bundled corpus.
+    dict(n_layer=4, n_head=6, n_embd=192, block_size=128, dropout=0.1, bias=False),
+    TrainConfig(batch_size=32, max_iters=4500, learning_rate=3e-3, min_lr=1e-4, warmup_iters=200,
+                lr_decay_iters=None, beta2=0.99, eval_interval=250, eval_iters=20),
+)
+RECIPES = {"tuned-cpu": TUNED_CPU, "nanogpt-cpu": NANOGPT_CPU, "bundled-char": BUNDLED_CHAR}
 DEFAULT_RECIPE = "tuned-cpu"
 
 
