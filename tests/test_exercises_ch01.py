@@ -99,3 +99,103 @@ def test_num_offsets_matches_the_windows_that_fit():
 def test_a_crashing_answer_is_reported():
     with pytest.raises(ExerciseError, match="your function raised ZeroDivisionError"):
         ch01.check_num_offsets(lambda n, T: 1 // 0)
+
+
+def test_num_offsets_accepts_a_whole_float_and_rejects_a_fraction():
+    assert ch01.check_num_offsets(lambda n, T: float(n - T)).startswith("correct")
+    with pytest.raises(ExerciseError, match="not a whole number"):
+        ch01.check_num_offsets(lambda n, T: n - T + 0.5)
+
+
+def test_untouched_stubs_are_not_attempted_yet():
+    def stub(*args):
+        raise NotImplementedError("fill me in")
+
+    for checker in (ch01.check_make_windows, ch01.check_tokens_per_word, ch01.check_num_offsets, ch01.check_apply_merges):
+        result = checker(stub)
+        assert result.startswith("not attempted yet") and "correct" not in result
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4: apply_merges
+
+
+def test_apply_merges_reference_matches_gpt2_tokenizer():
+    from gptlib import gpt2_tokenizer
+
+    enc = gpt2_tokenizer()
+    ranks = ch01.gpt2_merge_ranks()
+    assert len(ranks) == 50_000 and ranks[("Ġ", "t")] == 0
+    for word in [" tokenization", " banana", " Shakespeare", " thee"]:
+        pieces = ch01.apply_merges(tuple(word.replace(" ", "Ġ")), ranks)
+        assert [p.replace("Ġ", " ") for p in pieces] == [enc.decode([i]) for i in enc.encode(word)]
+
+
+def test_apply_merges_solution_is_accepted():
+    def mine(pieces, ranks):
+        pieces = list(pieces)
+        while True:
+            candidates = [(ranks[(a, b)], k) for k, (a, b) in enumerate(zip(pieces, pieces[1:])) if (a, b) in ranks]
+            if not candidates:
+                return tuple(pieces)
+            best = min(candidates)[0]
+            k = 0
+            while k < len(pieces) - 1:  # merge every occurrence of the best pair, left to right
+                if ranks.get((pieces[k], pieces[k + 1])) == best:
+                    pieces[k : k + 2] = [pieces[k] + pieces[k + 1]]
+                k += 1
+
+    assert ch01.check_apply_merges(mine).startswith("correct")
+
+
+def test_merging_the_leftmost_ranked_pair_gets_its_hint():
+    def leftmost(pieces, ranks):
+        pieces = list(pieces)
+        merged = True
+        while merged:
+            merged = False
+            for k in range(len(pieces) - 1):
+                if (pieces[k], pieces[k + 1]) in ranks:
+                    pieces[k : k + 2] = [pieces[k] + pieces[k + 1]]
+                    merged = True
+                    break
+        return tuple(pieces)
+
+    with pytest.raises(ExerciseError, match="lowest rank first"):
+        ch01.check_apply_merges(leftmost)
+
+
+def test_merging_the_highest_rank_first_gets_its_hint():
+    def highest(pieces, ranks):
+        pieces = list(pieces)
+        while True:
+            found = [(ranks[(a, b)], k) for k, (a, b) in enumerate(zip(pieces, pieces[1:])) if (a, b) in ranks]
+            if not found:
+                return tuple(pieces)
+            _, k = max(found)
+            pair = (pieces[k], pieces[k + 1])
+            k = 0
+            while k < len(pieces) - 1:
+                if (pieces[k], pieces[k + 1]) == pair:
+                    pieces[k : k + 2] = [pair[0] + pair[1]]
+                k += 1
+
+    with pytest.raises(ExerciseError, match="highest rank first"):
+        ch01.check_apply_merges(highest)
+
+
+def test_a_single_merge_gets_its_hint():
+    def once(pieces, ranks):
+        pieces = list(pieces)
+        found = [(ranks[(a, b)], k) for k, (a, b) in enumerate(zip(pieces, pieces[1:])) if (a, b) in ranks]
+        _, k = min(found)
+        pair = (pieces[k], pieces[k + 1])
+        k = 0
+        while k < len(pieces) - 1:  # every occurrence of that one pair, then stop
+            if (pieces[k], pieces[k + 1]) == pair:
+                pieces[k : k + 2] = [pair[0] + pair[1]]
+            k += 1
+        return tuple(pieces)
+
+    with pytest.raises(ExerciseError, match="stopped after one merge"):
+        ch01.check_apply_merges(once)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..tokenizer import gpt2_tokenizer
-from . import Mistake, check
+import functools
+
+from ..tokenizer import bpe_file, gpt2_tokenizer
+from . import Mistake, check, whole_number
 
 # ---------------------------------------------------------------------------
 # Exercise 1: cut (x, y) windows out of a long 1-D tensor of token ids.
@@ -118,7 +120,7 @@ def check_num_offsets(fn) -> str:
     """Exercise: num_offsets(n_tokens, block_size) -> int."""
     return check(
         "num_offsets",
-        fn,
+        whole_number(fn),
         num_offsets,
         cases=[(1000, 512), (513, 512), (4000, 8), (65, 64), (10**9, 1024)],
         mistakes=[
@@ -135,6 +137,100 @@ def check_num_offsets(fn) -> str:
             Mistake(
                 lambda n, T: n // T,
                 "windows may overlap: every start offset counts, not only the multiples of block_size.",
+            ),
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4: apply a list of BPE merges to one word, GPT-2's way.
+
+
+def apply_merges(pieces: tuple[str, ...], ranks: dict[tuple[str, str], int]) -> tuple[str, ...]:
+    """Merge adjacent pieces until no pair has a rank: always the pair with the lowest
+    rank first, every occurrence of it at once."""
+    pieces = tuple(pieces)
+    while len(pieces) > 1:
+        ranked = [(ranks[pair], pair) for pair in zip(pieces, pieces[1:]) if pair in ranks]
+        if not ranked:
+            break
+        _, best = min(ranked)
+        pieces = _merge_pair(pieces, best)
+    return pieces
+
+
+def _merge_pair(pieces: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+    out, i = [], 0
+    while i < len(pieces):
+        if i + 1 < len(pieces) and (pieces[i], pieces[i + 1]) == pair:
+            out.append(pieces[i] + pieces[i + 1])
+            i += 2
+        else:
+            out.append(pieces[i])
+            i += 1
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def gpt2_merge_ranks() -> dict[tuple[str, str], int]:
+    """GPT-2's 50,000 merges from the shipped vocab.bpe, rank = line number after the header.
+    Pieces are spelled with GPT-2's byte-to-unicode table (a space is 'Ġ')."""
+    with open(bpe_file("vocab.bpe"), encoding="utf-8") as f:
+        lines = f.read().splitlines()[1:]  # the first line is a version header
+    return {tuple(line.split(" ")): rank for rank, line in enumerate(lines) if line}
+
+
+def _merge_cases() -> list[tuple]:
+    small = {("t", "h"): 0, ("th", "e"): 1, ("th", "o"): 2, ("the", "e"): 3, ("tho", "u"): 4, ("s", "e"): 5}
+    gpt2 = gpt2_merge_ranks()
+    return [
+        (tuple("thousand"), small),
+        (tuple("theses"), small),
+        (tuple("Ġtokenization"), gpt2),
+        (tuple("Ġnationalisation"), gpt2),
+        (tuple("Ġbanana"), gpt2),
+    ]
+
+
+def _leftmost_first(pieces, ranks):
+    pieces = tuple(pieces)
+    while True:
+        pair = next((p for p in zip(pieces, pieces[1:]) if p in ranks), None)
+        if pair is None:
+            return pieces
+        pieces = _merge_pair(pieces, pair)
+
+
+def _highest_rank_first(pieces, ranks):
+    pieces = tuple(pieces)
+    while True:
+        ranked = [(ranks[p], p) for p in zip(pieces, pieces[1:]) if p in ranks]
+        if not ranked:
+            return pieces
+        pieces = _merge_pair(pieces, max(ranked)[1])
+
+
+def check_apply_merges(fn) -> str:
+    """Exercise: apply_merges(pieces, ranks) -> tuple of pieces."""
+    return check(
+        "apply_merges",
+        lambda pieces, ranks: tuple(fn(tuple(pieces), dict(ranks))),
+        apply_merges,
+        cases=_merge_cases(),
+        mistakes=[
+            Mistake(
+                _leftmost_first,
+                "you merged the leftmost pair that has a rank. BPE merges the pair with the "
+                "lowest rank first, wherever it is in the word: merges learned early come first.",
+            ),
+            Mistake(
+                _highest_rank_first,
+                "you merged the pair with the highest rank first. Rank 0 is the first merge "
+                "learned and the first applied: take the minimum.",
+            ),
+            Mistake(
+                lambda pieces, ranks: _merge_pair(tuple(pieces), min((ranks[p], p) for p in zip(pieces, pieces[1:]) if p in ranks)[1]),
+                "you stopped after one merge. Keep merging until no adjacent pair has a rank.",
             ),
         ],
     )
