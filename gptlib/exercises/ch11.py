@@ -1,8 +1,11 @@
 """Chapter 11 exercises: reading GPT-2's checkpoint layout.
 
-GPT-2 checkpoints (OpenAI's, and Hugging Face's ``GPT2LMHeadModel``) store the four
-projection matrices of every block as ``Conv1D`` weights, shaped (in, out);
-``torch.nn.Linear`` stores (out, in). These checkers need no ``transformers``: the
+Hugging Face's GPT-2 checkpoints store the four projection matrices of every block as
+``Conv1D`` weights, shaped (in, out) (OpenAI's TensorFlow checkpoint stores them as
+``[1, in, out]``); ``torch.nn.Linear`` stores (out, in). Names come in Hugging Face's two
+styles: ``GPT2LMHeadModel``'s (``transformer.h.0.attn.c_attn.weight``) and the bare
+``GPT2Model``'s, without the prefix, as the hub's ``model.safetensors`` for ``gpt2``
+stores them (``h.0.attn.c_attn.weight``). These checkers need no ``transformers``: the
 checkpoints they use are made of random tensors with GPT-2's names and shapes.
 """
 
@@ -53,8 +56,8 @@ def check_needs_transpose(fn) -> str:
             Mistake(
                 lambda n: n.endswith(".weight") and not _is_layernorm(n),
                 "wte, wpe and lm_head are not Conv1D weights. Embedding tables are (rows, n_embd) in "
-                "both layouts, and lm_head is an nn.Linear in GPT-2 too (tied to wte). Only the four "
-                "projection weights of each block are stored (in, out).",
+                "both layouts, and lm_head is an nn.Linear in GPT2LMHeadModel too (tied to wte). Only "
+                "the four projection weights of each block are stored (in, out).",
             ),
             Mistake(
                 lambda n: any(part in n for part in ("attn.c_attn.", "attn.c_proj.", "mlp.c_fc.", "mlp.c_proj.")),
@@ -135,7 +138,7 @@ def check_conv1d_forward(fn) -> str:
 
 
 def convert_name_and_tensor(name: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
-    """One GPT-2 checkpoint entry (Hugging Face or OpenAI names) as gptlib names and stores it."""
+    """One GPT-2 checkpoint entry (either of Hugging Face's name styles) as gptlib names and stores it."""
     if not name.startswith("transformer."):
         name = "transformer." + name
     return name, (tensor.t() if needs_transpose(name) else tensor)
@@ -161,7 +164,7 @@ def _convert_cases() -> list[tuple]:
     for short, shape in shapes.items():
         full = short if short.split(".")[0] in ("wte", "wpe", "ln_f") else f"h.1.{short}"
         cases.append(("transformer." + full, torch.randn(*shape, generator=g)))  # Hugging Face names
-        cases.append((full, torch.randn(*shape, generator=g)))  # OpenAI-style names, no prefix
+        cases.append((full, torch.randn(*shape, generator=g)))  # the hub file's (GPT2Model's) names, no prefix
     return cases
 
 
@@ -189,8 +192,8 @@ def check_convert_name_and_tensor(fn) -> str:
             ),
             Mistake(
                 lambda n, t: (n, t.t() if needs_transpose(n) else t),
-                "OpenAI-style names such as 'h.1.attn.c_attn.weight' have no 'transformer.' prefix; "
-                "gptlib's names all start with it, so add it when it is missing.",
+                "names as the hub's model.safetensors stores them, such as 'h.1.attn.c_attn.weight', have no "
+                "'transformer.' prefix; gptlib's names all start with it, so add it when it is missing.",
             ),
             Mistake(
                 lambda n, t: ("transformer." + n, t.t() if needs_transpose(n) else t),
