@@ -4,6 +4,7 @@
     python -m gptlib trace NAME         the forward pass of a preset, shape by shape
     python -m gptlib train --data FILE  train a GPT on a text (under torchrun too)
     python -m gptlib sample --ckpt DIR  generate text from a trained GPT
+    python -m gptlib export --pretrained shakespeare-char --onnx FILE   ONNX + JSON for the live pages
 """
 
 from __future__ import annotations
@@ -71,6 +72,24 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .dataset import read_text
+    from .export import export_for_page, load_char_model
+
+    model, tok, name = load_char_model(args.ckpt, args.pretrained)
+    text = None if args.text is None else read_text(args.text)
+    try:
+        onnx_path, json_path = export_for_page(model, tok, args.onnx, text=text, name=name)
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    c = model.config
+    print(f"{onnx_path} ({onnx_path.stat().st_size:,} bytes): idx [B, T<={c.block_size}] -> "
+          f"logits [B, T, {c.vocab_size}], attention [B, {c.n_layer}, {c.n_head}, T, T]")
+    print(f"{json_path}: {tok.vocab_size} characters, config, and the role of each of the {c.n_layer * c.n_head} heads")
+    return 0
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -134,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-p", type=float, default=None)
     s.add_argument("--seed", type=int, default=1337)
     s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("export", help="export a character-level GPT to ONNX for the book's live pages")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt", help="the --out folder of a training run, or its ckpt.pt")
+    source.add_argument("--pretrained", choices=["shakespeare-char"], help="the small model that ships with gptlib")
+    e.add_argument("--onnx", required=True, help="the .onnx file to write; the page's .json is written beside it")
+    e.add_argument("--text", default=None, help="text for measuring what each head does (default: the bundled Shakespeare)")
+    e.set_defaults(func=cmd_export)
     return parser
 
 
