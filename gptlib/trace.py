@@ -21,6 +21,28 @@ class TraceRow:
     note: str = ""
 
 
+def record_outputs(model: GPT, idx: torch.Tensor, modules: dict) -> tuple[torch.Tensor, dict]:
+    """Run model(idx) once, without gradients, with a forward hook on each module of
+    ``modules`` (a dict name -> module); return the logits and a dict name -> (input, output)
+    of what each module received and returned, in the order they ran."""
+    seen: dict = {}
+
+    def recorder(name: str):
+        def hook(module, inputs, output):
+            seen[name] = (inputs[0] if inputs else None, output)
+
+        return hook
+
+    handles = [module.register_forward_hook(recorder(name)) for name, module in modules.items()]
+    try:
+        with torch.no_grad():
+            logits, _ = model(idx)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return logits, seen
+
+
 def trace(model: GPT, idx: torch.Tensor) -> list[TraceRow]:
     """Run model(idx) and record each stage's output shape, in the order they run."""
     config = model.config
@@ -38,19 +60,9 @@ def trace(model: GPT, idx: torch.Tensor) -> list[TraceRow]:
         (model.lm_head, "logits", f"lm_head: {config.n_embd} -> {config.vocab_size} (tied to wte)"),
     ]
 
-    def recorder(stage: str, note: str):
-        def hook(module, inputs, output):
-            rows.append(TraceRow(stage, tuple(output.shape), note))
-
-        return hook
-
-    handles = [module.register_forward_hook(recorder(stage, note)) for module, stage, note in stages]
-    try:
-        with torch.no_grad():
-            model(idx)
-    finally:
-        for handle in handles:
-            handle.remove()
+    modules = {stage: module for module, stage, _ in stages}
+    _, seen = record_outputs(model, idx, modules)
+    rows += [TraceRow(stage, tuple(seen[stage][1].shape), note) for _, stage, note in stages]
     return rows
 
 
