@@ -69,3 +69,97 @@ def test_masked_softmax_reference_is_accepted():
 def test_masked_softmax_mistakes_get_their_hints(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         ch04.check_masked_softmax(wrong)
+
+
+def test_allowed_pairs_goes_through_whole_number():
+    assert ch04.check_allowed_pairs(lambda T: T * (T + 1) / 2).startswith("correct")
+    with pytest.raises(ExerciseError, match="not a whole number"):
+        ch04.check_allowed_pairs(lambda T: T * T / 2 + 0.25)
+
+
+def test_untouched_stubs_are_not_attempted_yet():
+    def stub(*args):
+        raise NotImplementedError("your code here")
+
+    for checker in (ch04.check_allowed_pairs, ch04.check_build_causal_mask, ch04.check_masked_softmax, ch04.check_first_leak):
+        result = checker(stub)
+        assert result.startswith("not attempted yet") and "correct" not in result
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4 (an experiment): first_leak
+
+
+def test_first_leak_reference_finds_each_planted_leak():
+    found = [ch04.first_leak(*case) for case in ch04._leak_layers()]
+    assert found == [None, 0, 0, 5, 3, None, None, None]
+    assert ch04.check_first_leak(ch04.first_leak).startswith("correct")
+
+
+def test_a_different_probe_that_is_right_is_accepted():
+    def probe(layer, T, C):
+        x = torch.rand(1, T, C) * 4 - 2  # another input, another way of changing the future
+        with torch.no_grad():
+            base = layer(x)
+            for t in range(T - 1):
+                future = x.clone()
+                future[:, t + 1 :] *= -3.0
+                if (layer(future)[0, t] - base[0, t]).abs().max() > 1e-5:
+                    return t
+        return None
+
+    torch.manual_seed(123)
+    assert ch04.check_first_leak(probe).startswith("correct")
+
+
+def test_changing_position_t_too_gets_its_hint():
+    def includes_t(layer, T, C):
+        x = torch.randn(1, T, C)
+        with torch.no_grad():
+            base = layer(x)
+            for t in range(T - 1):
+                other = x.clone()
+                other[:, t:] = torch.randn(1, T - t, C)
+                if not torch.allclose(layer(other)[:, t], base[:, t], atol=1e-6):
+                    return t
+        return None
+
+    with pytest.raises(ExerciseError, match="change only the inputs after it"):
+        ch04.check_first_leak(includes_t)
+
+
+def test_comparing_the_whole_output_gets_its_hint():
+    def whole_output(layer, T, C):
+        x = torch.randn(1, T, C)
+        with torch.no_grad():
+            base = layer(x)
+            for t in range(T - 1):
+                other = x.clone()
+                other[:, t + 1 :] = torch.randn(1, T - t - 1, C)
+                if not torch.allclose(layer(other), base, atol=1e-6):
+                    return t
+        return None
+
+    with pytest.raises(ExerciseError, match="compare only the output at position t"):
+        ch04.check_first_leak(whole_output)
+
+
+def test_returning_the_changed_position_gets_its_hint():
+    def one_late(layer, T, C):
+        x = torch.randn(1, T, C)
+        with torch.no_grad():
+            base = layer(x)
+            for t in range(T - 1):
+                other = x.clone()
+                other[:, t + 1 :] = 5.0
+                if (layer(other)[:, t] - base[:, t]).abs().max() > 1e-6:
+                    return t + 1
+        return None
+
+    with pytest.raises(ExerciseError, match="off by one"):
+        ch04.check_first_leak(one_late)
+
+
+def test_a_probe_that_never_finds_anything_fails_clearly():
+    with pytest.raises(ExerciseError, match=r"expected 0, got None; values differ \(input 2\)"):
+        ch04.check_first_leak(lambda layer, T, C: None)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from . import ExerciseError, Mistake, check
+from ..attention import CausalSelfAttention, scaled_dot_product_attention
+from ..layers import MLP
+from . import ExerciseError, Mistake, check, whole_number
 
 
 def allowed_pairs(T: int) -> int:
@@ -16,7 +18,7 @@ def check_allowed_pairs(fn) -> str:
     """Exercise: count the pairs a T x T causal mask allows, without building it."""
     return check(
         "allowed_pairs",
-        fn,
+        whole_number(fn),
         allowed_pairs,
         cases=[(1,), (2,), (512,), (1024,)],
         mistakes=[
@@ -59,6 +61,8 @@ def check_build_causal_mask(fn) -> str:
             ),
         ],
     )
+    if result.startswith("not attempted yet"):
+        return result
     for T in (1, 2, 5, 8):
         mask = fn(T)
         if mask.dtype != torch.bool:
@@ -110,6 +114,114 @@ def check_masked_softmax(fn) -> str:
             Mistake(
                 lambda s, m: torch.softmax(s.masked_fill(~m, float("-inf")), dim=-2),
                 "the softmax runs over the wrong dimension: each query's row must sum to 1, so use dim=-1.",
+            ),
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4 (an experiment): find where a layer leaks the future.
+
+
+def first_leak(layer, T: int, C: int):
+    """The first position t whose output changes when only the inputs after t change,
+    or None when no position depends on its future. layer maps (1, T, C) -> (1, T, C)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, T, C, generator=g)
+    with torch.no_grad():
+        y = layer(x)
+        for t in range(T - 1):
+            changed = x.clone()
+            changed[:, t + 1 :] = torch.randn(1, T - t - 1, C, generator=g)  # a different future
+            if not torch.allclose(layer(changed)[:, t], y[:, t], atol=1e-6, rtol=0):
+                return t
+    return None
+
+
+class MaskedAttentionLayer(torch.nn.Module):
+    """One head of attention with a fixed projection and a given (T, T) mask (True = allowed)."""
+
+    def __init__(self, mask: torch.Tensor, C: int, seed: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w = torch.randn(3, C, C, generator=g) / C**0.5
+        self.mask = mask
+
+    def forward(self, x):  # (B, T, C) -> (B, T, C)
+        q, k, v = (x @ w for w in self.w)
+        T = x.size(1)
+        return scaled_dot_product_attention(q, k, v, self.mask[:T, :T])[0]
+
+
+class LastPositionOnly(torch.nn.Module):
+    """Position by position, and only the last position's output is non-zero."""
+
+    def forward(self, x):  # (B, T, C) -> (B, T, C)
+        out = torch.zeros_like(x)
+        out[:, -1] = 2.0 * x[:, -1]
+        return out
+
+
+def _leak_layers(T: int = 8, C: int = 16) -> list[tuple]:
+    causal = build_causal_mask(T)
+    peek_one = torch.ones(T, T, dtype=torch.bool).tril(diagonal=1)  # each position also sees the next one
+    late_leak = causal.clone()
+    late_leak[5:] = True  # positions from 5 on see everything
+    one_pair = causal.clone()
+    one_pair[3, 6] = True  # a single forbidden pair: query 3 may read key 6
+    with torch.random.fork_rng(devices=[]):  # module init uses the global generator: leave the reader's alone
+        torch.manual_seed(40)
+        fused = CausalSelfAttention(C, 2).eval()
+        mlp = MLP(C).eval()
+    return [
+        (MaskedAttentionLayer(causal, C, 1), T, C),  # None
+        (MaskedAttentionLayer(torch.ones(T, T, dtype=torch.bool), C, 2), T, C),  # 0: no mask at all
+        (MaskedAttentionLayer(peek_one, C, 3), T, C),  # 0
+        (MaskedAttentionLayer(late_leak, C, 4), T, C),  # 5
+        (MaskedAttentionLayer(one_pair, C, 5), T, C),  # 3
+        (fused, T, C),  # None: gptlib's layer
+        (mlp, T, C),  # None: nothing mixes positions
+        (LastPositionOnly(), T, C),  # None, and a probe that compares whole outputs says 0
+    ]
+
+
+def _probe(layer, T, C, first_changed, compare):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, T, C, generator=g)
+    with torch.no_grad():
+        y = layer(x)
+        for t in range(T - 1):
+            changed = x.clone()
+            start = first_changed(t)
+            changed[:, start:] = torch.randn(1, T - start, C, generator=g)
+            if compare(layer(changed), y, t):
+                return t
+    return None
+
+
+def check_first_leak(fn) -> str:
+    """Exercise: first_leak(layer, T, C) -> the first position that sees its future, or None."""
+    moved_at = lambda a, b, t: not torch.allclose(a[:, t], b[:, t], atol=1e-6, rtol=0)  # noqa: E731
+    moved_anywhere = lambda a, b, t: not torch.allclose(a, b, atol=1e-6, rtol=0)  # noqa: E731
+    return check(
+        "first_leak",
+        fn,
+        first_leak,
+        cases=_leak_layers(),
+        mistakes=[
+            Mistake(
+                lambda layer, T, C: _probe(layer, T, C, lambda t: t, moved_at),
+                "you also changed the input at position t itself. The output at t may depend on "
+                "token t; change only the inputs after it, from t + 1 on.",
+            ),
+            Mistake(
+                lambda layer, T, C: _probe(layer, T, C, lambda t: t + 1, moved_anywhere),
+                "you compared the whole output. The later positions are allowed to change: "
+                "compare only the output at position t.",
+            ),
+            Mistake(
+                lambda layer, T, C: (lambda t: None if t is None else t + 1)(first_leak(layer, T, C)),
+                "off by one: return the position whose output moved (t), not the first input you changed (t + 1).",
             ),
         ],
     )
