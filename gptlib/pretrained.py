@@ -1,9 +1,16 @@
-"""The small Shakespeare model that ships with gptlib, so that the chapters on generation
-have a model that has learned something, with no download.
+"""The small trained models that ship with gptlib, so that the book can show a model that
+has learned something, with no download.
 
-It is the tuned CPU recipe (3 layers, 4 heads, 128 dims, 64 characters of context)
-trained for 6,000 steps on the bundled Shakespeare; ``scripts/export_bundled_model.py``
-says how it was made and rebuilds it.
+- ``load_shakespeare_char()``: a character-level GPT trained on the bundled Shakespeare
+  with gptlib's trainer (recipe ``bundled-char``: 4 layers, 6 heads of 32, 192 dims, 128
+  characters of context). ``gptlib/data/shakespeare/SOURCE.md`` says how it was trained
+  and ``scripts/export_bundled_model.py`` how it was exported.
+- ``load_induction_model()``: a 2-layer GPT trained on random tokens in which copying
+  pays, where an induction head forms (``scripts/train_induction_model.py``), with the
+  log of its training.
+
+Both are safetensors files: the weights, the tied ``lm_head`` stored once, and the
+configuration in the file's metadata.
 """
 
 from __future__ import annotations
@@ -16,22 +23,43 @@ from .model import GPT
 from .tokenizer import CharTokenizer
 
 
+def data_path(*parts: str) -> str:
+    return str(resources.files("gptlib").joinpath("data", *parts))
+
+
 def bundled_model_path() -> str:
-    return str(resources.files("gptlib").joinpath("data", "shakespeare", "model.safetensors"))
+    return data_path("shakespeare", "model.safetensors")
 
 
-def load_shakespeare_char() -> tuple[GPT, CharTokenizer, dict]:
-    """(model in eval mode, its character tokenizer, how it was trained)."""
+def load_safetensors_model(path: str) -> tuple[GPT, dict]:
+    """A GPT from a safetensors file written by the scripts above, in eval mode, and the
+    file's metadata (every value still a JSON string)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     from .weights import load_checked
 
-    path = bundled_model_path()
     with safe_open(path, framework="pt") as f:
         meta = f.metadata()
     config = GPTConfig(**json.loads(meta["config"]))
     state = load_file(path)
     state["lm_head.weight"] = state["transformer.wte.weight"]  # tied: stored once
-    model = load_checked(GPT(config), state).eval()
+    return load_checked(GPT(config), state).eval(), meta
+
+
+def load_shakespeare_char() -> tuple[GPT, CharTokenizer, dict]:
+    """(model in eval mode, its character tokenizer, how it was trained)."""
+    model, meta = load_safetensors_model(bundled_model_path())
     return model, CharTokenizer(json.loads(meta["chars"])), json.loads(meta["trained"])
+
+
+def load_induction_model() -> tuple[GPT, list[dict], dict]:
+    """(the 2-layer induction model in eval mode, its training log, its data settings).
+
+    Each log row is one probe during training: the step, the train and val loss, the loss
+    on the first and on the second copy of repeated random sequences, and the best
+    previous-token (layer 0) and induction (layer 1) scores."""
+    model, meta = load_safetensors_model(data_path("induction", "model.safetensors"))
+    with open(data_path("induction", "log.jsonl")) as f:
+        log = [json.loads(line) for line in f if line.strip()]
+    return model, log, json.loads(meta["data"])
