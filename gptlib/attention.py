@@ -141,3 +141,53 @@ class KVCache:
     def length(self) -> int:
         """How many positions are cached."""
         return self.layers[0].length
+
+
+class StaticLayerCache:
+    """A LayerCache that does not grow: room for ``capacity`` positions, allocated at the
+    first append, filled in place. ``generate`` uses it so that no step copies the cache."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.length = 0
+        self.k_buffer: torch.Tensor | None = None  # (B, nh, capacity, hs)
+        self.v_buffer: torch.Tensor | None = None
+
+    @property
+    def k(self) -> torch.Tensor | None:
+        return None if self.k_buffer is None else self.k_buffer[:, :, : self.length]  # (B, nh, T_past, hs)
+
+    @property
+    def v(self) -> torch.Tensor | None:
+        return None if self.v_buffer is None else self.v_buffer[:, :, : self.length]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor):
+        end = self.length + k.size(2)
+        if end > self.capacity:
+            raise ValueError(f"the cache holds {self.capacity} positions; {self.length} cached + {k.size(2)} new = {end}")
+        if self.k_buffer is None:
+            B, nh, _, hs = k.shape
+            self.k_buffer = k.new_empty(B, nh, self.capacity, hs)
+            self.v_buffer = v.new_empty(B, nh, self.capacity, hs)
+        self.k_buffer[:, :, self.length : end] = k  # written in place: no torch.cat
+        self.v_buffer[:, :, self.length : end] = v
+        self.length = end
+        return self.k_buffer[:, :, :end], self.v_buffer[:, :, :end]  # (B, nh, T_past + T, hs)
+
+
+class StaticKVCache:
+    """The KV cache of a whole model, one StaticLayerCache per block, each with room for
+    ``capacity`` (normally block_size) positions."""
+
+    def __init__(self, n_layer: int, capacity: int) -> None:
+        self.layers = [StaticLayerCache(capacity) for _ in range(n_layer)]
+
+    @classmethod
+    def for_model(cls, model) -> StaticKVCache:
+        """A cache with room for the model's whole context (block_size positions)."""
+        return cls(model.config.n_layer, model.config.block_size)
+
+    @property
+    def length(self) -> int:
+        """How many positions are cached."""
+        return self.layers[0].length

@@ -55,7 +55,8 @@ def cmd_train(args) -> int:
     history = run_training(
         data=args.data, tokenizer=args.tokenizer, preset=args.preset, recipe=args.recipe, out=args.out,
         max_iters=args.max_iters, max_seconds=args.max_seconds, device=args.device, resume=args.resume,
-        compile=args.compile, progress=not args.quiet,
+        compile=args.compile, progress=not args.quiet, seed=args.seed, batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
     )
     if history and int(os.environ.get("RANK", "0")) == 0:
         last = history[-1]
@@ -65,7 +66,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .generate import sample_text
+    from .sampling import sample_text
 
     print(sample_text(args.ckpt, prompt=args.prompt, tokens=args.tokens, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, pretrained=args.pretrained))
@@ -130,12 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a GPT on a UTF-8 text file")
     tr.add_argument("--data", required=True, help="a UTF-8 text file; the last 10%% is held out for validation")
     tr.add_argument("--tokenizer", choices=["char", "gpt2"], default="char", help="default: char")
-    tr.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE,
-                    help=f"model shape and training schedule (default: {DEFAULT_RECIPE})")
+    tr.add_argument("--recipe", choices=list(RECIPES), default=None,
+                    help=f"model shape and training schedule (default: {DEFAULT_RECIPE}; with --max-seconds alone, "
+                         f"a model and schedule sized to the time budget)")
     tr.add_argument("--preset", default=None, help=f"use this preset's model shape instead ({names})")
     tr.add_argument("--out", default="out", help="folder for ckpt.pt and log.jsonl (default: out)")
     tr.add_argument("--max-iters", type=positive_int, default=None, help="training steps (default: the recipe's)")
-    tr.add_argument("--max-seconds", type=positive_float, default=None, help="stop after this much wall time")
+    tr.add_argument("--max-seconds", type=positive_float, default=None,
+                    help="time budget, evaluation included; alone, it also sizes the model and decays the "
+                         "learning rate over the budget")
+    tr.add_argument("--batch-size", type=positive_int, default=None, help="sequences per step (default: the recipe's)")
+    tr.add_argument("--grad-accum", type=positive_int, default=None,
+                    help="compute each step's batch in N pieces: the same step, 1/N of the activation memory")
+    tr.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 1337)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")

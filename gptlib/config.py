@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import torch
+
 GPT2_VOCAB_SIZE = 50257  # 50,000 BPE merges + 256 byte tokens + <|endoftext|>
 
 
@@ -84,3 +86,31 @@ PRESETS: dict[str, GPTConfig] = {
     # Small enough for tests and quick demos.
     "tiny": GPTConfig(vocab_size=512, block_size=32, n_layer=2, n_head=4, n_embd=64),
 }
+
+
+def check_token_ids(idx, config: GPTConfig, name: str = "idx", past: int = 0, check_length: bool = True) -> None:
+    """Raise a clear TypeError/ValueError unless idx is a (B, T) integer tensor that fits config:
+    ids in [0, vocab_size), and (with check_length) past + T <= block_size."""
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
+    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {idx.dtype}")
+    if idx.dim() != 2:
+        raise ValueError(
+            f"{name} must have shape (B, T), got shape {tuple(idx.shape)}"
+            + ("; add a batch dimension with idx[None]" if idx.dim() == 1 else "")
+        )
+    B, T = idx.shape
+    if B == 0 or T == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(idx.shape)}); it needs at least one token")
+    if check_length and past + T > config.block_size:
+        length = f"{past} cached + {T} new = {past + T}" if past else str(T)
+        raise ValueError(
+            f"sequence length {length} is longer than block_size {config.block_size}; "
+            f"crop the input to its last {config.block_size} tokens"
+        )
+    if idx.device.type != "meta":
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= config.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"token id {bad} in {name} is outside [0, {config.vocab_size}) (vocab_size)")

@@ -19,36 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import GPTConfig
+from .config import GPTConfig, check_token_ids  # noqa: F401 - check_token_ids: gptlib.model.check_token_ids too
+from .generate import generate as generate_tokens
 from .layers import Block, LayerNorm
-
-
-def check_token_ids(idx, config: GPTConfig, name: str = "idx", past: int = 0, check_length: bool = True) -> None:
-    """Raise a clear TypeError/ValueError unless idx is a (B, T) integer tensor that fits config:
-    ids in [0, vocab_size), and (with check_length) past + T <= block_size."""
-    if not isinstance(idx, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
-    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {idx.dtype}")
-    if idx.dim() != 2:
-        raise ValueError(
-            f"{name} must have shape (B, T), got shape {tuple(idx.shape)}"
-            + ("; add a batch dimension with idx[None]" if idx.dim() == 1 else "")
-        )
-    B, T = idx.shape
-    if B == 0 or T == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(idx.shape)}); it needs at least one token")
-    if check_length and past + T > config.block_size:
-        length = f"{past} cached + {T} new = {past + T}" if past else str(T)
-        raise ValueError(
-            f"sequence length {length} is longer than block_size {config.block_size}; "
-            f"crop the input to its last {config.block_size} tokens"
-        )
-    if idx.device.type != "meta":
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= config.vocab_size:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"token id {bad} in {name} is outside [0, {config.vocab_size}) (vocab_size)")
 
 
 class GPT(nn.Module):
@@ -84,13 +57,17 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None):
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None, last_only: bool = False):
         """Logits (B, T, vocab_size) for every position, and the mean cross-entropy
         loss over all B * T positions when targets (B, T) are given (else None).
         Targets equal to -1 are ignored.
 
         With a ``KVCache`` (generation), idx holds only the new tokens; they are placed
-        after the cached positions, and the cache grows by T."""
+        after the cached positions, and the cache grows by T. With ``last_only=True``
+        (generation, without targets) the logits are (B, 1, vocab_size), for the last
+        position only: the others are not sampled, so lm_head skips them."""
+        if last_only and targets is not None:
+            raise ValueError("last_only=True computes the last position's logits only; it cannot give a loss")
         past = 0 if kv_cache is None else kv_cache.length
         check_token_ids(idx, self.config, past=past)
         B, T = idx.shape
@@ -101,6 +78,8 @@ class GPT(nn.Module):
         caches = [None] * len(self.transformer.h) if kv_cache is None else kv_cache.layers
         for block, cache in zip(self.transformer.h, caches):
             x = block(x, cache)  # (B, T, C)
+        if last_only:
+            x = x[:, -1:, :]  # (B, 1, C)
         x = self.transformer.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, vocab_size)
         if targets is None:
@@ -165,8 +144,6 @@ class GPT(nn.Module):
         the newest token and reuses the keys and values of the earlier ones; the tokens
         are the same as without it.
         """
-        from .generate import generate
-
-        return generate(
+        return generate_tokens(
             self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, kv_cache=kv_cache, generator=generator
         )

@@ -25,16 +25,35 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .checkpoint import (  # noqa: F401 - load_checkpoint, model_from_checkpoint: public names of gptlib.train too
+    encode_text,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_atomically,
+    TOKENIZER_KINDS,
+    tokenizer_from_spec,
+    tokenizer_spec,
+)
 from .config import GPTConfig
-from .dataset import get_batch
+from .dataset import get_batch, read_text, train_val_split
 from .model import GPT
+from .weights import load_checked
+
+
+SCHEDULES = ("steps", "time")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train: the optimiser, the schedule, evaluation, and when to stop."""
+    """How to train: the optimiser, the schedule, evaluation, and when to stop.
 
-    batch_size: int = 12  # sequences per step, in all processes together
+    ``schedule="steps"`` decays the learning rate over ``max_iters`` steps (or
+    ``lr_decay_iters``). ``schedule="time"`` decays it over the time budget
+    ``max_seconds`` instead: after the warmup steps the cosine follows the fraction of the
+    budget used, and reaches min_lr when the time is up, however fast the machine is.
+    """
+
+    batch_size: int = 12  # sequences per step, in all processes and micro-batches together
     max_iters: int = 2000
     learning_rate: float = 1e-3
     min_lr: float = 1e-4
@@ -48,28 +67,45 @@ class TrainConfig:
     eval_iters: int = 20
     max_seconds: float | None = None  # stop after this much wall time, evaluation included
     seed: int = 1337
+    grad_accum: int = 1  # each step's batch is computed in this many pieces (same result, less memory)
+    schedule: str = "steps"  # "steps" or "time" (decay over max_seconds)
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
+        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "grad_accum"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
-        if self.learning_rate <= 0 or self.min_lr < 0 or self.min_lr > self.learning_rate:
+        if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) or self.warmup_iters < 0:
+            raise ValueError(f"TrainConfig.warmup_iters must be an int >= 0, got {self.warmup_iters!r}")
+        if not self.learning_rate > 0 or not 0 <= self.min_lr <= self.learning_rate:
             raise ValueError(
                 f"need 0 <= min_lr <= learning_rate and learning_rate > 0, "
                 f"got learning_rate={self.learning_rate}, min_lr={self.min_lr}"
             )
-        if self.max_seconds is not None and self.max_seconds <= 0:
+        if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"TrainConfig.max_seconds must be > 0, got {self.max_seconds}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"TrainConfig.batch_size {self.batch_size} does not split into grad_accum={self.grad_accum} "
+                f"equal micro-batches; choose a batch_size that is a multiple of {self.grad_accum}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule must be 'steps' or 'time', got {self.schedule!r}")
+        if self.schedule == "time" and self.max_seconds is None:
+            raise ValueError("TrainConfig.schedule='time' decays the learning rate over max_seconds: set max_seconds")
 
-    def lr_at(self, step: int) -> float:
-        """Linear warmup to learning_rate, then cosine decay to min_lr."""
+    def lr_at(self, step: int, elapsed_s: float = 0.0) -> float:
+        """Linear warmup to learning_rate, then cosine decay to min_lr: over the steps
+        (schedule "steps"), or over the time budget, by elapsed_s / max_seconds ("time")."""
         if step < self.warmup_iters:
             return self.learning_rate * (step + 1) / (self.warmup_iters + 1)
-        decay_iters = self.lr_decay_iters or self.max_iters
-        if step >= decay_iters:
-            return self.min_lr
-        progress = (step - self.warmup_iters) / max(1, decay_iters - self.warmup_iters)
+        if self.schedule == "time":
+            progress = min(1.0, elapsed_s / self.max_seconds)
+        else:
+            decay_iters = self.lr_decay_iters or self.max_iters
+            if step >= decay_iters:
+                return self.min_lr
+            progress = (step - self.warmup_iters) / max(1, decay_iters - self.warmup_iters)
         return self.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (self.learning_rate - self.min_lr)
 
 
@@ -95,28 +131,6 @@ def make_optimizer(model: GPT, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.beta1, config.beta2))
 
 
-def save_atomically(obj: dict, path: Path) -> None:
-    """torch.save to a temporary file beside path, then rename: a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path) -> dict:
-    """A checkpoint written by Trainer.save, loaded without unpickling arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"checkpoint {path} is corrupt or not a gptlib checkpoint ({type(e).__name__}: {e})") from None
-    missing = {"model", "model_config", "step"} - set(ckpt if isinstance(ckpt, dict) else ())
-    if missing:
-        raise ValueError(f"checkpoint {path} is not a gptlib checkpoint: it lacks {sorted(missing)}")
-    return ckpt
-
-
 @torch.no_grad()
 def estimate_loss(model: GPT, data: torch.Tensor, batch_size: int, eval_iters: int, seed: int,
                   device: str = "cpu", autocast=None) -> float:
@@ -135,13 +149,6 @@ def estimate_loss(model: GPT, data: torch.Tensor, batch_size: int, eval_iters: i
     return sum(losses) / len(losses)
 
 
-def model_from_checkpoint(ckpt: dict) -> GPT:
-    from .weights import load_checked
-
-    model = GPT(GPTConfig(**ckpt["model_config"]))
-    return load_checked(model, ckpt["model"])
-
-
 class Trainer:
     """Trains a GPT on a 1-D tensor of token ids split into train and validation parts."""
 
@@ -156,18 +163,24 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, config)
         self.step = 0
         self.elapsed_s = 0.0
+        self.eval_seconds = 0.0  # how long the last evaluation took (kept free at the end of a time budget)
+        self.lr = config.lr_at(0)
         self.history: list[dict] = []
         self.batch_generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)  # dropout
         self.world = dist.get_world_size() if dist.is_initialized() else 1
         self.rank = dist.get_rank() if dist.is_initialized() else 0
-        if config.batch_size % self.world:
-            raise ValueError(f"batch_size {config.batch_size} does not split evenly over {self.world} processes")
+        if config.batch_size % (self.world * config.grad_accum):
+            raise ValueError(
+                f"batch_size {config.batch_size} does not split evenly over {self.world} processes "
+                f"x {config.grad_accum} micro-batches"
+            )
         self.forward_model = self.model
+        self.ddp = None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.forward_model = DistributedDataParallel(self.model)
+            self.forward_model = self.ddp = DistributedDataParallel(self.model)
         if compile:
             self.forward_model = torch.compile(self.forward_model)
         self.autocast = (
@@ -199,11 +212,10 @@ class Trainer:
             changed = [f"{k}: {getattr(saved, k)} in the checkpoint, {getattr(self.model.config, k)} now"
                        for k in dataclasses.asdict(saved) if getattr(saved, k) != getattr(self.model.config, k)]
             raise ValueError("the checkpoint is from another model configuration: " + "; ".join(changed))
-        from .weights import load_checked
-
         load_checked(self.model, ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step, self.elapsed_s, self.history = ckpt["step"], ckpt["elapsed_s"], list(ckpt["history"])
+        self.lr = self.config.lr_at(max(self.step - 1, 0), self.elapsed_s)
         torch.set_rng_state(ckpt["rng"]["torch"])
         self.batch_generator.set_state(ckpt["rng"]["batch"])
 
@@ -224,56 +236,102 @@ class Trainer:
             for split, data, offset in (("train", self.train_data, 1), ("val", self.val_data, 2))
         }
 
-    def evaluate_and_log(self, log_file, start: float) -> dict:
+    def evaluate_and_log(self, start: float) -> dict:
+        """Evaluate, then record the row in the history (saved with the checkpoint)."""
+        before = time.perf_counter()
         losses = self.estimate_loss()
+        self.eval_seconds = time.perf_counter() - before
         self.elapsed_s = time.perf_counter() - start  # evaluation time included
         row = {"step": self.step, "train_loss": round(losses["train"], 4), "val_loss": round(losses["val"], 4),
-               "lr": self.config.lr_at(max(self.step - 1, 0)), "elapsed_s": round(self.elapsed_s, 2)}
+               "lr": self.lr, "elapsed_s": round(self.elapsed_s, 2)}
         self.history.append(row)
+        return row
+
+    def write_log_row(self, log_file, row: dict) -> None:
+        """One whole line per evaluation, written after the checkpoint that holds it."""
         if log_file is not None:
             log_file.write(json.dumps(row) + "\n")
             log_file.flush()
-        return row
+
+    def open_log(self):
+        """log.jsonl, rewritten from the history of the checkpoint before appending: after a
+        crash it may end with rows of steps the checkpoint does not hold (those steps run
+        again) or, in principle, half a line; neither survives a resume."""
+        if self.out_dir is None or self.rank != 0:
+            return None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / "log.jsonl"
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in self.history)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return open(path, "a")
+
+    def train_step(self) -> float:
+        """One optimiser step on this step's batch, in grad_accum micro-batches; returns the loss."""
+        cfg = self.config
+        x, y = self.next_batch()  # (B_local, T)
+        micro = x.size(0) // cfg.grad_accum
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for i in range(cfg.grad_accum):
+            last = i == cfg.grad_accum - 1
+            # DDP averages gradients over processes once per step, after the last micro-batch.
+            sync = self.ddp.no_sync() if self.ddp is not None and not last else nullcontext()
+            with sync:
+                with self.autocast:
+                    _, loss = self.forward_model(x[i * micro : (i + 1) * micro], y[i * micro : (i + 1) * micro])
+                # Each micro-batch's loss is a mean over its positions: dividing by grad_accum
+                # makes the summed gradients those of the mean over the whole batch.
+                (loss / cfg.grad_accum).backward()
+            total += loss.item() / cfg.grad_accum
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        return total
+
+    def out_of_time(self) -> bool:
+        """With max_seconds: stop when one more step and the final evaluation would not fit."""
+        if self.config.max_seconds is None:
+            return False
+        step_s = self.elapsed_s / max(1, self.step) if self.step else 0.0
+        return self.elapsed_s + step_s + self.eval_seconds >= self.config.max_seconds
 
     def train(self, progress: bool = True) -> list[dict]:
-        """Train until max_iters steps (or max_seconds); evaluate every eval_interval steps
-        and at the end; return the evaluation history."""
+        """Train until max_iters steps (or until max_seconds are used up, the final
+        evaluation included); evaluate every eval_interval steps and at the end; return
+        the evaluation history."""
         from tqdm.auto import tqdm
 
         cfg = self.config
-        log_file = None
-        if self.out_dir is not None and self.rank == 0:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            log_file = open(self.out_dir / "log.jsonl", "a")
-        bar = tqdm(total=cfg.max_iters, initial=self.step, disable=not progress or self.rank != 0,
-                   desc="training", unit="step")
+        log_file = self.open_log()
+        total = None if cfg.schedule == "time" else cfg.max_iters
+        bar = tqdm(total=total, initial=self.step, disable=not progress or self.rank != 0, desc="training", unit="step")
         self.model.train()
         start = time.perf_counter() - self.elapsed_s
         try:
-            while self.step < cfg.max_iters:
-                if cfg.max_seconds is not None and self.elapsed_s >= cfg.max_seconds:
-                    break
+            while self.step < cfg.max_iters and not self.out_of_time():
+                self.lr = cfg.lr_at(self.step, self.elapsed_s)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = cfg.lr_at(self.step)
-                x, y = self.next_batch()
-                with self.autocast:
-                    _, loss = self.forward_model(x, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.optimizer.step()
+                    group["lr"] = self.lr
+                self.train_step()
                 self.step += 1
                 self.elapsed_s = time.perf_counter() - start
                 bar.update(1)
                 if self.step % cfg.eval_interval == 0 and self.step < cfg.max_iters:
-                    row = self.evaluate_and_log(log_file, start)
+                    row = self.evaluate_and_log(start)
                     bar.set_postfix(train=row["train_loss"], val=row["val_loss"])
                     self.save()
+                    self.write_log_row(log_file, row)
             if not self.history or self.history[-1]["step"] != self.step:
-                row = self.evaluate_and_log(log_file, start)
+                row = self.evaluate_and_log(start)
                 bar.set_postfix(train=row["train_loss"], val=row["val_loss"])
-            self.save()
+                self.save()
+                self.write_log_row(log_file, row)
+            else:
+                self.save()
         except KeyboardInterrupt:
             self.save()  # keep every finished step: --resume continues from here
             raise
@@ -310,26 +368,27 @@ BUNDLED_CHAR = (
 RECIPES = {"tuned-cpu": TUNED_CPU, "nanogpt-cpu": NANOGPT_CPU, "bundled-char": BUNDLED_CHAR}
 DEFAULT_RECIPE = "tuned-cpu"
 
+# Time budgets (train --max-seconds S, no recipe, no --max-iters): the larger the budget,
+# the larger the model that can use it. Up to each limit in seconds, this shape and
+# schedule; measured on 2 CPU cores (benchmarks/README.md, "Training on a time budget").
+BUDGET_LADDER = (
+    (60.0, dict(n_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
+     dict(batch_size=12, learning_rate=5e-3, warmup_iters=20, eval_interval=100)),
+    (600.0, dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, bias=False),
+     dict(batch_size=24, learning_rate=4e-3, warmup_iters=50, eval_interval=250)),
+    (math.inf, BUNDLED_CHAR[0], dict(batch_size=32, learning_rate=3e-3, warmup_iters=200, eval_interval=250)),
+)
 
-def tokenizer_from_spec(spec: dict):
-    """The tokenizer a checkpoint was trained with: {'kind': 'char', 'chars': ...} or {'kind': 'gpt2'}."""
-    from .tokenizer import CharTokenizer, gpt2_tokenizer
 
-    if spec["kind"] == "char":
-        return CharTokenizer(spec["chars"])
-    return gpt2_tokenizer()
-
-
-def encode_text(text: str, kind: str, chars: str | None = None):
-    """(token ids as a 1-D long tensor, tokenizer spec) for a text."""
-    from .tokenizer import CharTokenizer, gpt2_tokenizer
-
-    if kind == "char":
-        tok = CharTokenizer(chars if chars is not None else text)
-        return torch.tensor(tok.encode(text), dtype=torch.long), {"kind": "char", "chars": "".join(tok.chars)}
-    if kind == "gpt2":
-        return torch.tensor(gpt2_tokenizer().encode_ordinary(text), dtype=torch.long), {"kind": "gpt2"}
-    raise ValueError(f"unknown tokenizer {kind!r}; choose char or gpt2")
+def budget_recipe(seconds: float):
+    """(model shape, TrainConfig) for a time budget: the shape the budget can afford, and a
+    schedule that warms up, then decays the learning rate over the whole budget."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ValueError(f"a time budget must be a number of seconds > 0, got {seconds!r}")
+    shape, schedule = next((shape, schedule) for limit, shape, schedule in BUDGET_LADDER if seconds <= limit)
+    config = TrainConfig(max_iters=10**9, min_lr=1e-4, beta2=0.99, eval_iters=20, max_seconds=float(seconds),
+                         schedule="time", **schedule)
+    return dict(shape), config
 
 
 def prepare_out_dir(out, resume: bool) -> Path:
@@ -353,37 +412,48 @@ def setup_distributed(device: str) -> None:
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
 
 
-def run_training(data, tokenizer="char", preset=None, recipe=DEFAULT_RECIPE, out="out", max_iters=None,
-                 max_seconds=None, device="auto", resume=False, compile=False, progress=True) -> list[dict]:
-    """What ``python -m gptlib train`` does; returns the evaluation history."""
-    from .dataset import read_text, train_val_split
+def run_training(data, tokenizer="char", preset=None, recipe=None, out="out", max_iters=None, max_seconds=None,
+                 device="auto", resume=False, compile=False, progress=True, seed=None, batch_size=None,
+                 grad_accum=None) -> list[dict]:
+    """What ``python -m gptlib train`` does; returns the evaluation history.
 
-    if recipe not in RECIPES:
+    recipe None means: with max_seconds and no max_iters, the time-budget recipe
+    (``budget_recipe``); otherwise the default recipe. When resuming, the checkpoint's
+    model and schedule continue, unless a recipe or preset is named (then it must match).
+    """
+    if recipe is not None and recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; known recipes: {', '.join(RECIPES)}")
+    if tokenizer not in TOKENIZER_KINDS:
+        raise ValueError(f"unknown tokenizer {tokenizer!r}; choose char or gpt2")
     out = prepare_out_dir(out, resume)
     ckpt = load_checkpoint(out / "ckpt.pt") if resume else None
     text = read_text(data)
     chars = None
     if ckpt is not None:
-        if "tokenizer" not in ckpt:
-            raise ValueError(f"{out / 'ckpt.pt'} was not written by `python -m gptlib train` (it names no tokenizer)")
-        saved_kind = ckpt["tokenizer"]["kind"]
-        if saved_kind != tokenizer:
-            raise ValueError(f"the checkpoint was trained with the {saved_kind} tokenizer, not {tokenizer}")
-        chars = ckpt["tokenizer"].get("chars")
+        saved = tokenizer_spec(ckpt, out / "ckpt.pt")
+        if saved["kind"] != tokenizer:
+            raise ValueError(f"the checkpoint was trained with the {saved['kind']} tokenizer, not {tokenizer}; "
+                             f"resume it with --tokenizer {saved['kind']}")
+        chars = saved.get("chars")
     ids, tok_spec = encode_text(text, tokenizer, chars)
     train_data, val_data = train_val_split(ids)
 
-    model_shape, train_config = RECIPES[recipe]
+    if recipe is None and max_seconds is not None and max_iters is None and ckpt is None:
+        model_shape, train_config = budget_recipe(max_seconds)
+    else:
+        model_shape, train_config = RECIPES[recipe or DEFAULT_RECIPE]
     vocab_size = len(tok_spec["chars"]) if tokenizer == "char" else 50257
     if preset is not None:
         model_config = GPTConfig.from_preset(preset, vocab_size=vocab_size)
+    elif ckpt is not None and recipe is None:
+        model_config = GPTConfig(**ckpt["model_config"])  # the checkpoint's model continues
     else:
         model_config = GPTConfig(vocab_size=vocab_size, **model_shape)
     if ckpt is not None:  # continue the same schedule, unless told otherwise below
         train_config = TrainConfig(**ckpt["train_config"])
-    changes = {k: v for k, v in (("max_iters", max_iters), ("max_seconds", max_seconds)) if v is not None}
-    train_config = dataclasses.replace(train_config, **changes)
+    changes = {"max_iters": max_iters, "max_seconds": max_seconds, "seed": seed, "batch_size": batch_size,
+               "grad_accum": grad_accum}
+    train_config = dataclasses.replace(train_config, **{k: v for k, v in changes.items() if v is not None})
 
     device = pick_device(device)
     setup_distributed(device)

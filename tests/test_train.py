@@ -26,8 +26,9 @@ def test_bundled_corpus_is_the_documented_one():
     import hashlib
 
     raw = open(shakespeare_path(), "rb").read()
-    assert hashlib.sha256(raw).hexdigest() == "dba1d9708766b1f0e74663615c05545448f14e6c6170f72cb455b3043c5ffd35"
-    assert len(raw) == 1_158_412
+    assert hashlib.sha256(raw).hexdigest() == "f74ceb0acc88a4d46e32edb1a5f3439e7cfbdb35574ae5eb073b781092db8e75"
+    text = raw.decode("utf-8")
+    assert len(text) == 4_845_510 and len(set(text)) == 83
 
 
 def test_split_is_fixed_and_batches_are_shifted_windows():
