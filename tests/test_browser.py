@@ -1,10 +1,13 @@
 """The built site, opened page by page in a real browser (headless Chromium), as a reader sees it.
 
 Needs Debian's Chromium (or any Chromium/Chrome named by $CHROMIUM), the Python package
-`playwright` (its own browser downloads are never used), and the three CDN scripts the
-pages load, fetched once by `bash tests/fetch_browser_assets.sh`: they are served from
-that folder in place of the CDN, so the test needs no network. Without these the test
-is skipped with a message; with CI=true a skip is a failure.
+`playwright` (its own browser downloads are never used), and the CDN scripts the pages
+load, fetched once by `bash tests/fetch_browser_assets.sh`: the local server serves them
+from that folder in place of the CDN, so the test needs no network. Without these the
+test is skipped with a message; with CI set (true, 1, yes) a skip is a failure.
+
+The live explorers (gpt-live.js, issue 9) run the book's model in the page with
+onnxruntime-web; their tests compare what the page computes and draws with gptlib.
 """
 
 import functools
@@ -15,16 +18,21 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 from .conftest import ROOT
 from .test_book_build import toc_pages
 
 ASSETS = ROOT / "tests" / ".browser-assets"
+ORT_URL = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["gpt_live_ort"]
 CDN = {  # what the pages ask for -> where the local copy is
     "https://cdn.jsdelivr.net/npm/mathjax@3/": ASSETS / "mathjax",
     "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.15/": ASSETS / "html-manager",
     "https://cdn.jsdelivr.net/npm/requirejs@2.3.4/require.js": ASSETS / "requirejs" / "require.js",
+    ORT_URL.split("/dist/")[0] + "/": ASSETS / "onnxruntime-web",  # .../onnxruntime-web@VERSION/
 }
+LOCAL_CDN = "_cdn/"  # the local server's path for the CDN copies
 REPO = "gptlib/gpt2-shape-by-shape"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -38,10 +46,32 @@ def chromium_path():
     return None
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
 def skip_or_fail(reason):
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(f"browser test cannot run in CI: {reason}")
     pytest.skip(reason)
+
+
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """The built book, and under /_cdn/ the local copies of the CDN files. The pages ask the
+    CDN for those (cross-origin, as modules and fetches), so every answer allows any origin."""
+
+    def translate_path(self, path):
+        if path.lstrip("/").startswith(LOCAL_CDN):
+            target = (ASSETS / path.lstrip("/")[len(LOCAL_CDN):].split("?")[0]).resolve()
+            return str(target) if target.is_relative_to(ASSETS.resolve()) else str(ASSETS / "missing")
+        return super().translate_path(path)
+
+    def end_headers(self):
+        self.send_header("Access-Control-Allow-Origin", "*")
+        super().end_headers()
+
+    def log_message(self, *args):
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +85,11 @@ def site(built_book):
         skip_or_fail("no Chromium: apt-get install chromium (Debian), or set CHROMIUM=/path/to/chrome")
     if not all(path.exists() for path in CDN.values()):
         skip_or_fail("the pages' CDN scripts are missing: run bash tests/fetch_browser_assets.sh (needs npm)")
+    fetched = (ASSETS / "onnxruntime-web" / "package.json").read_text()
+    assert f'"version": "{ORT_URL.split("@")[-1].split("/")[0]}"' in fetched, \
+        "tests/.browser-assets has another onnxruntime-web than _config.yml names: delete it and fetch again"
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(built_book)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SiteHandler, directory=str(built_book)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}/"
     shots = built_book / "_screenshots"
@@ -80,9 +109,12 @@ def open_page(browser, base, path, width=1280):
     def route(request_route):
         url = request_route.request.url
         for prefix, local in CDN.items():
-            if url.startswith(prefix):
+            if url.startswith(prefix):  # redirected to the local server's copy
                 target = local / url[len(prefix):].split("?")[0] if local.is_dir() else local
-                return request_route.fulfill(path=str(target)) if target.is_file() else request_route.abort()
+                if not target.is_file():
+                    return request_route.abort()
+                local_url = base + LOCAL_CDN + target.relative_to(ASSETS).as_posix()
+                return request_route.fulfill(status=302, headers={"Location": local_url, "Access-Control-Allow-Origin": "*"})
         if url.startswith(base) or url.startswith("data:"):
             return request_route.continue_()
         outside.append(url)
@@ -163,12 +195,23 @@ def test_search_finds_attention(site):
 
 @pytest.mark.parametrize("page_name, sliders", [("05_many_heads", 2), ("10_generation", 3)])
 def test_widgets_render_without_a_kernel(site, page_name, sliders):
+    """The ipywidgets explorers render from their saved state; on a page with a live explorer,
+    their sliders (which need a kernel) are hidden once the live one has loaded."""
     browser, base, shots = site
     page, errors, _ = open_page(browser, base, f"book/{page_name}.html")
-    page.wait_for_selector(".widget-hslider", timeout=15000)
+    page.wait_for_selector(".widget-hslider", state="attached", timeout=15000)
     assert page.locator(".widget-hslider").count() >= sliders
+    if page.locator(".gpt-live").count():
+        wait_for_live(page)
+        dead = page.locator(".tag_widget-explorer .cell_output")
+        assert dead.count() >= 1, "the ipywidgets explorer cell has no tag widget-explorer"
+        assert all(not dead.nth(i).is_visible() for i in range(dead.count()))
+        assert page.locator(".widget-hslider:visible").count() == 0
+        assert page.locator(".gpt-live-note").first.is_visible()
+        page.locator(".gpt-live").first.scroll_into_view_if_needed()
+    else:
+        page.locator(".widget-hslider").first.scroll_into_view_if_needed()
     assert not errors
-    page.locator(".widget-hslider").first.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / f"{page_name}-widgets.png"))
     page.close()
 
@@ -184,3 +227,200 @@ def test_readable_on_a_phone(site):
         if page_name.endswith("05_many_heads"):
             page.screenshot(path=str(shots / "05_many_heads-390px.png"))
         page.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The live explorers: the book's model in the page (onnxruntime-web), compared with gptlib.
+
+LIVE_PAGES = {"attention": "book/05_many_heads", "generate": "book/10_generation"}
+PROMPT = "ROMEO:"
+LINE = "But soft, what light through yonder window breaks? It is the east."
+DARK = (8, 48, 107)  # gpt-live.js draws weight w as 255 - (255 - DARK) * w in each channel
+MASKED = (221, 221, 221)
+
+
+@pytest.fixture(scope="module")
+def shakespeare():
+    from gptlib.pretrained import load_shakespeare_char
+
+    model, tok, _ = load_shakespeare_char()
+    return model, tok
+
+
+def wait_for_live(page):
+    """Wait until the live explorers on the page have loaded (an error in loading fails here)."""
+    page.wait_for_function("window.__gptLive && window.__gptLive.ready", timeout=15000)
+    page.evaluate("() => window.__gptLive.ready")
+    assert page.evaluate("__gptLive.demos.length") == page.locator(".gpt-live[data-demo]").count()
+
+
+def open_live(browser, base, demo, width=1280):
+    page, errors, outside = open_page(browser, base, f"{LIVE_PAGES[demo]}.html", width=width)
+    assert page.locator(f".gpt-live[data-demo={demo}]").count() >= 1, f"{LIVE_PAGES[demo]} has no {demo} explorer"
+    wait_for_live(page)
+    index = page.evaluate(f"__gptLive.demos.findIndex(d => d.kind === '{demo}')")
+    return page, errors, outside, f"__gptLive.demos[{index}]", page.locator(f".gpt-live[data-demo={demo}]").first
+
+
+def type_line(page, demo, box, text):
+    """Put text in the attention explorer and wait until the page has run the model on it."""
+    box.locator("input[type=text]").evaluate("(el, text) => { el.value = text; el.dispatchEvent(new Event('input')); }", text)
+    page.wait_for_function(f"{demo}.output && {demo}.output.text === {text!r} && {demo}.drawn.text === {text!r}"
+                           f" || {demo}.error", timeout=30000)
+
+
+def drawn_colours(page, demo):
+    """Read the canvas back: the colour at the centre of each square, [T][T][3]."""
+    return page.evaluate(f"""() => {{
+        const d = {demo}.drawn, canvas = {demo}.element.querySelector("canvas");
+        const px = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        const centre = (k) => Math.floor((d.margin + (k + 0.5) * d.cell) * d.dpr);
+        return Array.from({{length: d.T}}, (_, i) => Array.from({{length: d.T}}, (_, j) => {{
+            const at = 4 * (centre(i) * canvas.width + centre(j));
+            return [px[at], px[at + 1], px[at + 2]];
+        }}));
+    }}""")
+
+
+def test_live_attention_equals_gptlib(site, shakespeare):
+    from gptlib.interpret import attention_patterns
+
+    browser, base, shots = site
+    model, tok = shakespeare
+    config = model.config
+    page, errors, outside, demo, box = open_live(browser, base, "attention")
+    type_line(page, demo, box, LINE)
+    assert page.evaluate(f"{demo}.error") is None
+    idx = torch.tensor([tok.encode(LINE)])
+    T = idx.size(1)
+    with torch.no_grad():
+        expected_logits, _ = model(idx)
+    logits = torch.tensor(page.evaluate(f"Array.from({demo}.output.logits)")).view(T, config.vocab_size)
+    torch.testing.assert_close(logits, expected_logits[0], atol=1e-4, rtol=0)
+
+    expected = attention_patterns(model, idx[0])  # [L, H, T, T]
+    meta = page.evaluate("__gptLive.model.meta")
+    heads = [(0, 0), (config.n_layer - 1, config.n_head - 1)]
+    heads += [(h["layer"], h["head"]) for h in meta["heads"] if h["role"] != "other"][:2]
+    before = None
+    for layer, head in heads:
+        box.locator("select.gpt-live-layer").select_option(str(layer))
+        box.locator("select.gpt-live-head").select_option(str(head))
+        drawn = page.evaluate(f"{demo}.drawn")
+        assert (drawn["layer"], drawn["head"], drawn["T"]) == (layer, head, T)
+        torch.testing.assert_close(torch.tensor(drawn["weights"]).view(T, T), expected[layer, head], atol=1e-4, rtol=0)
+        pixels = torch.tensor(drawn_colours(page, demo), dtype=torch.float64)  # [T, T, 3]
+        below = torch.ones(T, T, dtype=torch.bool).tril()
+        assert (pixels[~below] == torch.tensor(MASKED, dtype=torch.float64)).all(), "later positions are not drawn as masked"
+        from_red = (255 - pixels[..., 0]) / (255 - DARK[0])  # the weight each square's colour stands for
+        assert (from_red[below] - expected[layer, head][below].double()).abs().max() < 0.01
+        image = box.locator("canvas").evaluate("c => c.toDataURL()")
+        assert image != before, f"the drawing did not change for layer {layer}, head {head}"
+        before = image
+        role = meta["heads"][layer * config.n_head + head]["role"]
+        hint = box.locator(".gpt-live-hint").inner_text()
+        assert f"Layer {layer}, head {head}" in hint
+        assert (f"{role} head" in hint) if role != "other" else "no simple pattern" in hint
+    box.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "live-attention.png"))
+
+    # Bad input gets gptlib's errors, word for word.
+    unknown = next(c for c in "~#%$@é" if c not in tok.stoi)
+    type_line(page, demo, box, f"ROMEO{unknown}")
+    with pytest.raises(ValueError) as gptlib_error:
+        tok.encode(f"ROMEO{unknown}")
+    assert page.evaluate(f"{demo}.error") == str(gptlib_error.value) == box.locator(".gpt-live-error").inner_text()
+    too_long = tok.chars[-1] * (config.block_size + 1)
+    type_line(page, demo, box, too_long)
+    with pytest.raises(ValueError) as gptlib_error:
+        model(torch.tensor([tok.encode(too_long)]))
+    assert page.evaluate(f"{demo}.error") == str(gptlib_error.value)
+    assert not errors, errors
+    assert not outside, outside
+    page.close()
+
+
+def generate_in_page(page, demo, box, prompt, temperature, characters, top_k=None, top_p=None):
+    settings = {"textarea": prompt, ".gpt-live-temperature": temperature, ".gpt-live-count": characters}
+    if top_k is not None:
+        settings[".gpt-live-top-k"] = top_k
+    if top_p is not None:
+        settings[".gpt-live-top-p"] = top_p
+    for selector, value in settings.items():
+        box.locator(selector).evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", str(value))
+    box.locator("button.gpt-live-go").click()
+    page.wait_for_function(f"{demo}.state === 'done' || {demo}.error", timeout=120000)
+    assert page.evaluate(f"{demo}.error") is None, page.evaluate(f"{demo}.error")
+    return box.locator(".gpt-live-generated").inner_text()
+
+
+def test_live_greedy_generation_equals_gptlib(site, shakespeare):
+    from gptlib.generate import generate
+
+    browser, base, shots = site
+    model, tok = shakespeare
+    page, errors, outside, demo, box = open_live(browser, base, "generate")
+    n = model.config.block_size + 8  # past the context: the window slides, as in gptlib
+    text = generate_in_page(page, demo, box, PROMPT, 0, n)
+    idx = torch.tensor([tok.encode(PROMPT)])
+    expected = tok.decode(generate(model, idx, n, temperature=0)[0, idx.size(1):].tolist())
+    assert text == expected
+    with torch.no_grad():
+        logits, _ = model(idx)
+    torch.testing.assert_close(torch.tensor(page.evaluate(f"{demo}.firstLogits")), logits[0, -1], atol=1e-4, rtol=0)
+    bars = box.locator(".gpt-live-bar")
+    assert bars.count() == 1 and box.locator(".gpt-live-chosen .gpt-live-bar-value").inner_text() == "1.000"
+    assert box.locator(".gpt-live-chosen .gpt-live-bar-char").inner_text() == {" ": "\u2423", "\n": "\u21b5"}.get(expected[-1], expected[-1])
+    assert box.locator(".gpt-live-prompt").inner_text() == PROMPT
+
+    # Sampling: a full run, with the distribution drawn at each step.
+    sampled = generate_in_page(page, demo, box, "JULIET:", 0.8, 60, top_k=20, top_p=0.9)
+    assert len(sampled) == 60 and set(sampled) <= set(tok.chars)
+    assert 1 <= bars.count() <= 10 and box.locator(".gpt-live-chosen").count() == 1
+    box.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "live-generate.png"))
+
+    with pytest.raises(ValueError) as gptlib_error:
+        tok.encode("ROMEO~é")
+    box.locator("textarea").fill("ROMEO~é")
+    box.locator("button.gpt-live-go").click()
+    page.wait_for_function(f"{demo}.error", timeout=10000)
+    assert page.evaluate(f"{demo}.error") == str(gptlib_error.value)
+    assert not errors, errors
+    assert not outside, outside
+    page.close()
+
+
+def test_live_sampling_equals_next_token_probs(site):
+    """The page's one piece of maths: temperature, then top-k, then top-p, as gptlib does it."""
+    from gptlib.generate import next_token_probs
+
+    browser, base, _ = site
+    page, errors, _, _, _ = open_live(browser, base, "generate")
+    generator = torch.Generator().manual_seed(0)
+    for temperature, top_k, top_p in [(1.0, None, None), (0.7, 5, None), (1.3, None, 0.9), (0.8, 10, 0.5),
+                                      (0.0, None, None), (2.0, 1, 0.3), (0.5, 83, 1.0)]:
+        logits = 3 * torch.randn(83, generator=generator, dtype=torch.float64)
+        logits[7] = logits[3]  # a tie: top-k keeps both or neither
+        probs = page.evaluate("([l, t, k, p]) => __gptLive.nextTokenProbs(l, t, k, p)",
+                              [logits.tolist(), temperature, top_k, top_p])
+        expected = next_token_probs(logits[None], temperature, top_k, top_p)[0]
+        torch.testing.assert_close(torch.tensor(probs, dtype=torch.float64), expected, atol=1e-9, rtol=0,
+                                   msg=f"temperature {temperature}, top_k {top_k}, top_p {top_p}")
+    assert not errors
+    page.close()
+
+
+@pytest.mark.parametrize("demo", ["attention", "generate"])
+def test_live_explorers_fit_a_phone(site, demo):
+    browser, base, shots = site
+    page, errors, _, _, box = open_live(browser, base, demo, width=390)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the {demo} explorer makes the page {overflow}px wider than a 390px phone"
+    right = box.evaluate("el => Math.max(...[...el.querySelectorAll('*')].filter(c => !c.closest('.gpt-live-canvas-box'))"
+                         ".map(c => c.getBoundingClientRect().right))")
+    assert right <= 390, f"a control of the {demo} explorer reaches {right}px"
+    box.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / f"live-{demo}-390px.png"))
+    assert not errors, errors
+    page.close()

@@ -11,8 +11,15 @@
   module: require.js must be told that it lives on the CDN, or its fonts are requested
   next to the page. It also typesets widget labels with MathJax 2's ``MathJax.Hub.Queue``,
   which MathJax 3 no longer has; a two-line adapter forwards it to ``typesetPromise``.
+- The live pages (issue 9): at build time the bundled Shakespeare model is exported from
+  the package's safetensors to ONNX, with the JSON the page needs (``gptlib.export``),
+  into the site's ``_static/gpt-live/``; ``gpt-live.js`` mounts the explorers on the
+  placeholders ``<div class="gpt-live" data-demo="attention|generate">`` with
+  onnxruntime-web, loaded from the CDN URL ``gpt_live_ort`` (``_config.yml``). The export
+  is kept in the doctree folder and redone only when the model, gptlib.export or torch change.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -60,8 +67,44 @@ def add_stylesheet(app):
     app.add_css_file("gptbook.css")
 
 
+LIVE_MODEL = "shakespeare-char"
+
+
+def export_live_model(app):
+    """Export the bundled model for the live pages into a folder added to html_static_path."""
+    if app.builder.format != "html":
+        return
+    import gptlib.export
+    import torch
+    from gptlib.pretrained import bundled_model_path, load_shakespeare_char
+    from sphinx.errors import ExtensionError
+    from sphinx.util import logging
+
+    if not app.config.gpt_live_ort:
+        raise ExtensionError("gptbook: set gpt_live_ort in _config.yml (sphinx.config) to onnxruntime-web's "
+                             "ort.wasm.min.mjs URL on the CDN, with a pinned version")
+    folder = Path(app.doctreedir) / "gpt-live-static"  # its content is copied into the site's _static
+    target = folder / "gpt-live" / f"{LIVE_MODEL}.onnx"
+    stamp_file = Path(app.doctreedir) / "gpt-live-exported-from.sha256"  # outside the copied folder
+    stamp = hashlib.sha256()
+    for part in (Path(bundled_model_path()).read_bytes(), Path(gptlib.export.__file__).read_bytes(), torch.__version__.encode()):
+        stamp.update(hashlib.sha256(part).digest())
+    fresh = target.is_file() and gptlib.export.meta_path(target).is_file() and stamp_file.is_file()
+    if not (fresh and stamp_file.read_text() == stamp.hexdigest()):
+        logging.getLogger(__name__).info(f"gpt-live: exporting {LIVE_MODEL} to ONNX for the live pages")
+        model, tok, _ = load_shakespeare_char()
+        gptlib.export.export_for_page(model, tok, target, name=LIVE_MODEL)
+        stamp_file.write_text(stamp.hexdigest())
+    app.config.html_static_path.append(str(folder))
+    app.add_js_file("gpt-live.js", **{"data-ort": app.config.gpt_live_ort,
+                                      "data-model": f"gpt-live/{LIVE_MODEL}.json"})
+    app.add_css_file("gpt-live.css")
+
+
 def setup(app):
+    app.add_config_value("gpt_live_ort", "", "html")
     app.connect("builder-inited", add_stylesheet)
+    app.connect("builder-inited", export_live_model)
     app.connect("config-inited", set_default_mode)
     app.connect("builder-inited", configure_widget_scripts)
     app.connect("html-page-context", keep_one_copy_of_each_script, priority=100)  # before any handler that ends the event
