@@ -76,3 +76,18 @@ def test_unknown_wrong_answers_fail_clearly():
         ch06.check_mlp_param_count(lambda n: 0)
     with pytest.raises(ExerciseError, match="your function raised"):
         ch06.check_mlp_forward(lambda x, w1, b1, w2, b2: x @ w1 + b1)  # missing transpose: shapes clash
+
+
+def test_param_count_goes_through_whole_number():
+    assert ch06.check_mlp_param_count(lambda n: float(8 * n * n + 5 * n)).startswith("correct")
+    with pytest.raises(ExerciseError, match="not a whole number"):
+        ch06.check_mlp_param_count(lambda n: 8 * n * n + 5 * n + 0.5)
+
+
+def test_untouched_stubs_are_not_attempted_yet():
+    def stub(*args):
+        raise NotImplementedError("your code here")
+
+    for checker in (ch06.check_gelu_tanh, ch06.check_mlp_param_count, ch06.check_mlp_forward):
+        result = checker(stub)
+        assert result.startswith("not attempted yet") and "correct" not in result

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import Mistake, check
+from . import Mistake, check, whole_number
 
 _C = math.sqrt(2.0 / math.pi)
 
@@ -70,7 +70,7 @@ def check_mlp_param_count(fn) -> str:
     """Exercise: count an MLP's parameters from n_embd alone."""
     return check(
         "mlp_param_count",
-        fn,
+        whole_number(fn),
         mlp_param_count,
         cases=_SIZES,
         mistakes=[
