@@ -56,7 +56,7 @@ def cmd_train(args) -> int:
         data=args.data, tokenizer=args.tokenizer, preset=args.preset, recipe=args.recipe, out=args.out,
         max_iters=args.max_iters, max_seconds=args.max_seconds, device=args.device, resume=args.resume,
         compile=args.compile, progress=not args.quiet, seed=args.seed, batch_size=args.batch_size,
-        grad_accum=args.grad_accum,
+        grad_accum=args.grad_accum, eval_interval=args.eval_interval,
     )
     if history and int(os.environ.get("RANK", "0")) == 0:
         last = history[-1]
@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--grad-accum", type=positive_int, default=None,
                     help="compute each step's batch in N pieces: the same step, 1/N of the activation memory")
     tr.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 1337)")
+    tr.add_argument("--eval-interval", type=positive_int, default=None,
+                    help="evaluate and save the checkpoint every N steps (default: the recipe's)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")

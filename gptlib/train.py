@@ -414,7 +414,7 @@ def setup_distributed(device: str) -> None:
 
 def run_training(data, tokenizer="char", preset=None, recipe=None, out="out", max_iters=None, max_seconds=None,
                  device="auto", resume=False, compile=False, progress=True, seed=None, batch_size=None,
-                 grad_accum=None) -> list[dict]:
+                 grad_accum=None, eval_interval=None) -> list[dict]:
     """What ``python -m gptlib train`` does; returns the evaluation history.
 
     recipe None means: with max_seconds and no max_iters, the time-budget recipe
@@ -452,7 +452,7 @@ def run_training(data, tokenizer="char", preset=None, recipe=None, out="out", ma
     if ckpt is not None:  # continue the same schedule, unless told otherwise below
         train_config = TrainConfig(**ckpt["train_config"])
     changes = {"max_iters": max_iters, "max_seconds": max_seconds, "seed": seed, "batch_size": batch_size,
-               "grad_accum": grad_accum}
+               "grad_accum": grad_accum, "eval_interval": eval_interval}
     train_config = dataclasses.replace(train_config, **{k: v for k, v in changes.items() if v is not None})
 
     device = pick_device(device)

@@ -70,14 +70,28 @@ def test_trace_runs_a_real_forward(tiny_model):
     assert not tiny_model.lm_head._forward_hooks  # hooks removed
 
 
-def test_generate_greedy_and_crop(tiny_model):
-    idx = torch.randint(0, 512, (2, 30))
-    out = tiny_model.generate(idx, 10, temperature=0)
-    assert out.shape == (2, 40) and torch.equal(out[:, :30], idx)  # grew past block_size 32
-    again = tiny_model.generate(idx, 10, temperature=0)
-    assert torch.equal(out, again)
-    logits, _ = tiny_model(out[:, 8:39])
-    assert torch.equal(logits[:, -1].argmax(-1), out[:, 39])  # last token: greedy on the last 32 - 1
+def test_generate_crops_to_the_last_block_size_tokens():
+    """With the trained bundled model, every step must see exactly the last block_size tokens."""
+    from gptlib.dataset import read_text, shakespeare_path
+    from gptlib.pretrained import load_shakespeare_char
+
+    model, tok, _ = load_shakespeare_char()
+    bs = model.config.block_size
+    idx = torch.tensor([tok.encode(read_text(shakespeare_path())[5000 : 5000 + bs + 7])])  # longer than the window
+    seen = []
+    hook = model.register_forward_hook(lambda module, args, output: seen.append(args[0].clone()))
+    try:
+        out = model.generate(idx, 6, temperature=0)
+    finally:
+        hook.remove()
+    T0 = idx.size(1)
+    assert out.shape == (1, T0 + 6) and torch.equal(out[:, :T0], idx)
+    assert len(seen) == 6
+    for step, window in enumerate(seen):
+        end = T0 + step  # the tokens known before this step
+        assert torch.equal(window, out[:, end - bs : end]), f"step {step} saw the wrong window"
+        logits, _ = model(window)
+        assert torch.equal(logits[:, -1].argmax(-1), out[:, end])  # greedy on that window
 
 
 def test_sampling_distributions():
@@ -91,6 +105,62 @@ def test_sampling_distributions():
     assert hot[0, 3] > 0.05 and hot[0, 0] < 0.5  # flatter
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         next_token_probs(logits, -1.0)
+
+
+def test_top_k_at_or_above_the_vocabulary_keeps_every_token():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    for k in (4, 5, 1000):
+        torch.testing.assert_close(next_token_probs(logits, top_k=k), torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+
+
+def test_ties_at_the_top_k_cut_are_all_kept():
+    logits = torch.tensor([[3.0, 1.0, 1.0, 0.0]])  # the 2nd and 3rd most likely are tied
+    probs = next_token_probs(logits, top_k=2)
+    assert (probs[0, :3] > 0).all() and probs[0, 3] == 0  # both tied tokens survive the cut
+    expected = torch.softmax(torch.tensor([3.0, 1.0, 1.0]), dim=0)
+    torch.testing.assert_close(probs[0, :3], expected)
+
+
+def test_top_k_then_top_p():
+    logits = torch.log(torch.tensor([[0.4, 0.3, 0.2, 0.1]]))
+    # top_k=3 leaves 0.4, 0.3, 0.2 -> 4/9, 3/9, 2/9; top_p=0.7 then keeps the first two (7/9 >= 0.7)
+    probs = next_token_probs(logits, top_k=3, top_p=0.7)
+    torch.testing.assert_close(probs, torch.tensor([[4 / 7, 3 / 7, 0.0, 0.0]]))
+    # top_p alone would keep three: 0.4 + 0.3 = 0.7 reaches 0.7 exactly, see the next test
+    torch.testing.assert_close(next_token_probs(logits, top_p=0.75), torch.tensor([[4 / 9, 3 / 9, 2 / 9, 0.0]]))
+
+
+@pytest.mark.parametrize(
+    "top_p, kept",
+    [(0.5, 1), (0.8, 2), (0.95, 3), (0.951, 4), (1.0, 4)],
+)
+def test_top_p_exactly_on_a_cumulative_boundary(top_p, kept):
+    """0.5, 0.8 and 0.95 are exactly the mass of the 1, 2 and 3 most likely tokens: the set
+    that reaches p is that set, with nothing added for a rounding error in the sum."""
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64)).float()
+    probs = next_token_probs(logits, top_p=top_p)
+    assert int((probs > 0).sum()) == kept
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(top_k=0), "top_k must be an int >= 1, got 0"),
+        (dict(top_k=2.5), "top_k must be an int >= 1, got 2.5"),
+        (dict(top_p=0.0), r"top_p must be in \(0, 1\], got 0.0"),
+        (dict(top_p=1.5), r"top_p must be in \(0, 1\], got 1.5"),
+        (dict(temperature=-0.1), "temperature must be >= 0, got -0.1"),
+    ],
+)
+def test_bad_sampling_settings_are_named(tiny_model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model.generate(torch.zeros(1, 2, dtype=torch.long), 1, **kwargs)
+
+
+def test_bad_max_new_tokens(tiny_model):
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 0, got -1"):
+        tiny_model.generate(torch.zeros(1, 2, dtype=torch.long), -1)
+    assert tiny_model.generate(torch.zeros(1, 2, dtype=torch.long), 0).shape == (1, 2)
 
 
 def test_sequence_longer_than_block_size(tiny_model):
@@ -168,3 +238,44 @@ def test_generation_with_and_without_kv_cache_is_identical(tiny_model, prompt_le
         for c in (True, False)
     ]
     assert torch.equal(sampled[0], sampled[1])
+
+
+def test_static_kv_cache_gives_the_same_logits_as_the_growing_one(tiny_model):
+    from gptlib.attention import KVCache, StaticKVCache
+
+    idx = torch.randint(0, 512, (2, 20))
+    static, growing = StaticKVCache.for_model(tiny_model), KVCache(2)
+    for cache in (static, growing):
+        tiny_model(idx[:, :12], kv_cache=cache)
+    for t in range(12, 20):
+        a, _ = tiny_model(idx[:, t : t + 1], kv_cache=static)
+        b, _ = tiny_model(idx[:, t : t + 1], kv_cache=growing)
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    assert static.length == growing.length == 20
+    assert static.layers[0].k_buffer.shape == (2, 4, 32, 16)  # allocated once, for block_size positions
+    torch.testing.assert_close(static.layers[1].v, growing.layers[1].v)
+    with pytest.raises(ValueError, match=r"sequence length 20 cached \+ 13 new = 33 is longer than block_size 32"):
+        tiny_model(torch.zeros(2, 13, dtype=torch.long), kv_cache=static)
+
+
+def test_last_only_logits_are_the_last_row(tiny_model):
+    idx = torch.randint(0, 512, (3, 17))
+    full, _ = tiny_model(idx)
+    last, _ = tiny_model(idx, last_only=True)
+    assert last.shape == (3, 1, 512)
+    torch.testing.assert_close(last[:, 0], full[:, -1], atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="last_only=True computes the last position's logits only"):
+        tiny_model(idx, idx, last_only=True)
+
+
+def test_generation_across_the_window_with_the_bundled_model():
+    """Greedy and seeded sampling: the same tokens with and without the cache, past block_size."""
+    from gptlib.pretrained import load_shakespeare_char
+
+    model, tok, _ = load_shakespeare_char()
+    idx = torch.tensor([tok.encode("ROMEO:\n")])
+    n = model.config.block_size + 10 - idx.size(1)  # ends 10 tokens past the window
+    for kwargs in (dict(temperature=0), dict(temperature=0.9, top_k=20), dict(temperature=1.0, top_p=0.9)):
+        a = model.generate(idx, n, kv_cache=True, generator=torch.Generator().manual_seed(7), **kwargs)
+        b = model.generate(idx, n, kv_cache=False, generator=torch.Generator().manual_seed(7), **kwargs)
+        assert torch.equal(a, b), kwargs
