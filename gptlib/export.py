@@ -118,27 +118,14 @@ def export_onnx(model: GPT, path) -> Path:
 def load_char_model(ckpt=None, pretrained: str | None = None) -> tuple[GPT, CharTokenizer, str]:
     """(model in eval mode, its character tokenizer, a name) from ``python -m gptlib train``'s
     --out folder (or its ckpt.pt), or the model that ships (pretrained="shakespeare-char")."""
-    from .train import load_checkpoint, model_from_checkpoint
+    from .checkpoint import checkpoint_file
+    from .sampling import load_for_sampling
 
-    if (ckpt is None) == (pretrained is None):
-        raise ValueError("give either a checkpoint (--ckpt) or --pretrained shakespeare-char, not both")
-    if pretrained is not None:
-        if pretrained != "shakespeare-char":
-            raise ValueError(f"unknown pretrained model {pretrained!r}; the one that ships is shakespeare-char")
-        from .pretrained import load_shakespeare_char
-
-        model, tok, _ = load_shakespeare_char()
-        return model, tok, pretrained
-    path = Path(ckpt)
-    checkpoint = load_checkpoint(path / "ckpt.pt" if path.is_dir() else path)
-    spec = checkpoint.get("tokenizer")
-    if spec is None:
-        raise ValueError(f"{path} was not written by `python -m gptlib train` (it names no tokenizer)")
-    if spec["kind"] != "char":
-        raise ValueError(f"{path} uses the {spec['kind']!r} tokenizer; the page's explorers need a character-level "
+    model, tok, kind = load_for_sampling(ckpt, pretrained)
+    if kind != "char":
+        raise ValueError(f"{ckpt} uses the {kind!r} tokenizer; the page's explorers need a character-level "
                          f"model (train with --tokenizer char)")
-    name = path.name if path.is_dir() else path.parent.name
-    return model_from_checkpoint(checkpoint).eval(), CharTokenizer(spec["chars"]), name or "model"
+    return model, tok, pretrained or checkpoint_file(ckpt).parent.name or "model"
 
 
 def real_text_windows(tok: CharTokenizer, text: str, block_size: int, count: int = 8) -> torch.Tensor:

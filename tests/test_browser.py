@@ -201,6 +201,7 @@ def test_widgets_render_without_a_kernel(site, page_name, sliders):
     page, errors, _ = open_page(browser, base, f"book/{page_name}.html")
     page.wait_for_selector(".widget-hslider", state="attached", timeout=15000)
     assert page.locator(".widget-hslider").count() >= sliders
+    page.wait_for_load_state("load")
     if page.locator(".gpt-live").count():
         wait_for_live(page)
         dead = page.locator(".tag_widget-explorer .cell_output")
@@ -256,6 +257,7 @@ def wait_for_live(page):
 
 def open_live(browser, base, demo, width=1280):
     page, errors, outside = open_page(browser, base, f"{LIVE_PAGES[demo]}.html", width=width)
+    page.wait_for_load_state("load")  # the whole page is parsed
     assert page.locator(f".gpt-live[data-demo={demo}]").count() >= 1, f"{LIVE_PAGES[demo]} has no {demo} explorer"
     wait_for_live(page)
     index = page.evaluate(f"__gptLive.demos.findIndex(d => d.kind === '{demo}')")
