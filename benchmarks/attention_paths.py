@@ -41,8 +41,10 @@ def main():
         for _ in range(3):
             for fast in (True, False):
                 best[fast] = max(best[fast], tokens_per_second(model, fast, batch=8))
-        print(f"block {block_size}: fast {best[True]:,.0f} tokens/s, written-out {best[False]:,.0f} tokens/s, "
-              f"ratio {best[True] / best[False]:.2f}x")
+        print(
+            f"block {block_size}: fast {best[True]:,.0f} tokens/s, written-out {best[False]:,.0f} tokens/s, "
+            f"ratio {best[True] / best[False]:.2f}x"
+        )
 
 
 if __name__ == "__main__":

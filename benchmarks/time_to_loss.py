@@ -35,12 +35,16 @@ def main():
 
         tuned = train("tuned-cpu", f"{tmp}/tuned")
         hit = next((row for row in tuned if row["val_loss"] <= target), None)
-        print(f"tuned-cpu:   {tuned[-1]['step']} steps, val loss {tuned[-1]['val_loss']:.4f} in {tuned[-1]['elapsed_s']:.1f} s")
+        print(
+            f"tuned-cpu:   {tuned[-1]['step']} steps, val loss {tuned[-1]['val_loss']:.4f} in {tuned[-1]['elapsed_s']:.1f} s"
+        )
         if hit is None:
             print(f"tuned-cpu did not reach {target:.4f}: no ratio")
         else:
-            print(f"tuned-cpu reached val loss {hit['val_loss']:.4f} <= {target:.4f} at step {hit['step']}, "
-                  f"{hit['elapsed_s']:.1f} s")
+            print(
+                f"tuned-cpu reached val loss {hit['val_loss']:.4f} <= {target:.4f} at step {hit['step']}, "
+                f"{hit['elapsed_s']:.1f} s"
+            )
             print(f"time-to-loss ratio (tuned / baseline): {hit['elapsed_s'] / base_time:.2f}  (goal <= 0.5)")
 
         if args.three_minutes:
@@ -48,8 +52,10 @@ def main():
             steps = int(steps_per_s * 170)  # the schedule fills the budget; max_seconds is the hard stop
             long = train("tuned-cpu", f"{tmp}/long", max_iters=steps, max_seconds=180)
             best = min(long, key=lambda row: row["val_loss"])
-            print(f"tuned-cpu in 3 minutes: {long[-1]['step']} steps in {long[-1]['elapsed_s']:.1f} s, "
-                  f"best val loss {best['val_loss']:.4f} at step {best['step']}")
+            print(
+                f"tuned-cpu in 3 minutes: {long[-1]['step']} steps in {long[-1]['elapsed_s']:.1f} s, "
+                f"best val loss {best['val_loss']:.4f} at step {best['step']}"
+            )
 
 
 if __name__ == "__main__":

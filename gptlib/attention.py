@@ -82,7 +82,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
         return split_heads(q, self.n_head), split_heads(k, self.n_head), split_heads(v, self.n_head)
 
-    def forward(self, x: torch.Tensor, cache: "LayerCache | None" = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C). With a cache, x holds only the new positions: their
         keys and values are appended to the cache, and they attend to all cached ones."""
         T = x.size(1)
@@ -164,7 +164,9 @@ class StaticLayerCache:
     def append(self, k: torch.Tensor, v: torch.Tensor):
         end = self.length + k.size(2)
         if end > self.capacity:
-            raise ValueError(f"the cache holds {self.capacity} positions; {self.length} cached + {k.size(2)} new = {end}")
+            raise ValueError(
+                f"the cache holds {self.capacity} positions; {self.length} cached + {k.size(2)} new = {end}"
+            )
         if self.k_buffer is None:
             B, nh, _, hs = k.shape
             self.k_buffer = k.new_empty(B, nh, self.capacity, hs)

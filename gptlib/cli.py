@@ -1,10 +1,10 @@
 """The command line.
 
-    python -m gptlib params NAME        parameter count of a preset, by component
-    python -m gptlib trace NAME         the forward pass of a preset, shape by shape
-    python -m gptlib train --data FILE  train a GPT on a text (under torchrun too)
-    python -m gptlib sample --ckpt DIR  generate text from a trained GPT
-    python -m gptlib export --pretrained shakespeare-char --onnx FILE   ONNX + JSON for the live pages
+python -m gptlib params NAME        parameter count of a preset, by component
+python -m gptlib trace NAME         the forward pass of a preset, shape by shape
+python -m gptlib train --data FILE  train a GPT on a text (under torchrun too)
+python -m gptlib sample --ckpt DIR  generate text from a trained GPT
+python -m gptlib export --pretrained shakespeare-char --onnx FILE   ONNX + JSON for the live pages
 """
 
 from __future__ import annotations
@@ -53,23 +53,46 @@ def cmd_train(args) -> int:
     from .train import run_training
 
     history = run_training(
-        data=args.data, tokenizer=args.tokenizer, preset=args.preset, recipe=args.recipe, out=args.out,
-        max_iters=args.max_iters, max_seconds=args.max_seconds, device=args.device, resume=args.resume,
-        compile=args.compile, progress=not args.quiet, seed=args.seed, batch_size=args.batch_size,
-        grad_accum=args.grad_accum, eval_interval=args.eval_interval,
+        data=args.data,
+        tokenizer=args.tokenizer,
+        preset=args.preset,
+        recipe=args.recipe,
+        out=args.out,
+        max_iters=args.max_iters,
+        max_seconds=args.max_seconds,
+        device=args.device,
+        resume=args.resume,
+        compile=args.compile,
+        progress=not args.quiet,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        eval_interval=args.eval_interval,
     )
     if history and int(os.environ.get("RANK", "0")) == 0:
         last = history[-1]
-        print(f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}, "
-              f"{last['elapsed_s']:.1f} s; checkpoint {Path(args.out) / 'ckpt.pt'}")
+        print(
+            f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}, "
+            f"{last['elapsed_s']:.1f} s; checkpoint {Path(args.out) / 'ckpt.pt'}"
+        )
     return 0
 
 
 def cmd_sample(args) -> int:
     from .sampling import sample_text
 
-    print(sample_text(args.ckpt, prompt=args.prompt, tokens=args.tokens, temperature=args.temperature,
-                      top_k=args.top_k, top_p=args.top_p, seed=args.seed, pretrained=args.pretrained))
+    print(
+        sample_text(
+            args.ckpt,
+            prompt=args.prompt,
+            tokens=args.tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+            pretrained=args.pretrained,
+        )
+    )
     return 0
 
 
@@ -85,8 +108,10 @@ def cmd_export(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     c = model.config
-    print(f"{onnx_path} ({onnx_path.stat().st_size:,} bytes): idx [B, T<={c.block_size}] -> "
-          f"logits [B, T, {c.vocab_size}], attention [B, {c.n_layer}, {c.n_head}, T, T]")
+    print(
+        f"{onnx_path} ({onnx_path.stat().st_size:,} bytes): idx [B, T<={c.block_size}] -> "
+        f"logits [B, T, {c.vocab_size}], attention [B, {c.n_layer}, {c.n_head}, T, T]"
+    )
     print(f"{json_path}: {tok.vocab_size} characters, config, and the role of each of the {c.n_layer * c.n_head} heads")
     return 0
 
@@ -131,21 +156,37 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a GPT on a UTF-8 text file")
     tr.add_argument("--data", required=True, help="a UTF-8 text file; the last 10%% is held out for validation")
     tr.add_argument("--tokenizer", choices=["char", "gpt2"], default="char", help="default: char")
-    tr.add_argument("--recipe", choices=list(RECIPES), default=None,
-                    help=f"model shape and training schedule (default: {DEFAULT_RECIPE}; with --max-seconds alone, "
-                         f"a model and schedule sized to the time budget)")
+    tr.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        default=None,
+        help=f"model shape and training schedule (default: {DEFAULT_RECIPE}; with --max-seconds alone, "
+        f"a model and schedule sized to the time budget)",
+    )
     tr.add_argument("--preset", default=None, help=f"use this preset's model shape instead ({names})")
     tr.add_argument("--out", default="out", help="folder for ckpt.pt and log.jsonl (default: out)")
     tr.add_argument("--max-iters", type=positive_int, default=None, help="training steps (default: the recipe's)")
-    tr.add_argument("--max-seconds", type=positive_float, default=None,
-                    help="time budget, evaluation included; alone, it also sizes the model and decays the "
-                         "learning rate over the budget")
+    tr.add_argument(
+        "--max-seconds",
+        type=positive_float,
+        default=None,
+        help="time budget, evaluation included; alone, it also sizes the model and decays the "
+        "learning rate over the budget",
+    )
     tr.add_argument("--batch-size", type=positive_int, default=None, help="sequences per step (default: the recipe's)")
-    tr.add_argument("--grad-accum", type=positive_int, default=None,
-                    help="compute each step's batch in N pieces: the same step, 1/N of the activation memory")
+    tr.add_argument(
+        "--grad-accum",
+        type=positive_int,
+        default=None,
+        help="compute each step's batch in N pieces: the same step, 1/N of the activation memory",
+    )
     tr.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 1337)")
-    tr.add_argument("--eval-interval", type=positive_int, default=None,
-                    help="evaluate and save the checkpoint every N steps (default: the recipe's)")
+    tr.add_argument(
+        "--eval-interval",
+        type=positive_int,
+        default=None,
+        help="evaluate and save the checkpoint every N steps (default: the recipe's)",
+    )
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -169,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--ckpt", help="the --out folder of a training run, or its ckpt.pt")
     source.add_argument("--pretrained", choices=["shakespeare-char"], help="the small model that ships with gptlib")
     e.add_argument("--onnx", required=True, help="the .onnx file to write; the page's .json is written beside it")
-    e.add_argument("--text", default=None, help="text for measuring what each head does (default: the bundled Shakespeare)")
+    e.add_argument(
+        "--text", default=None, help="text for measuring what each head does (default: the bundled Shakespeare)"
+    )
     e.set_defaults(func=cmd_export)
     return parser
 
@@ -183,6 +226,9 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         if args.command == "train":
-            print(f"\ninterrupted; the last finished step is saved in {Path(args.out) / 'ckpt.pt'}: "
-                  f"continue with --resume", file=sys.stderr)
+            print(
+                f"\ninterrupted; the last finished step is saved in {Path(args.out) / 'ckpt.pt'}: "
+                f"continue with --resume",
+                file=sys.stderr,
+            )
         return 130

@@ -57,12 +57,12 @@ class GPTConfig:
         """Dimensions per head: n_embd // n_head (768 // 12 = 64)."""
         return self.n_embd // self.n_head
 
-    def replace(self, **changes) -> "GPTConfig":
+    def replace(self, **changes) -> GPTConfig:
         """A copy with some fields changed, validated again."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_preset(cls, name: str, **changes) -> "GPTConfig":
+    def from_preset(cls, name: str, **changes) -> GPTConfig:
         """One of the named presets in ``PRESETS``, optionally with fields changed."""
         if name not in PRESETS:
             known = ", ".join(PRESETS)

@@ -101,7 +101,7 @@ class GPT(nn.Module):
         """Parameters counted once each (the tied lm_head adds none)."""
         return sum(p.numel() for p in self.parameters())
 
-    def parameter_breakdown(self) -> "OrderedDict[str, int]":
+    def parameter_breakdown(self) -> OrderedDict[str, int]:
         """Parameter counts by component, summing to ``num_parameters()``."""
         groups = OrderedDict(
             (k, 0)
@@ -135,7 +135,14 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, kv_cache: bool = True, generator=None
+        self,
+        idx,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k=None,
+        top_p=None,
+        kv_cache: bool = True,
+        generator=None,
     ):
         """Append max_new_tokens tokens to idx (B, T), one forward pass per token.
 
@@ -145,5 +152,12 @@ class GPT(nn.Module):
         are the same as without it.
         """
         return generate_tokens(
-            self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, kv_cache=kv_cache, generator=generator
+            self,
+            idx,
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            kv_cache=kv_cache,
+            generator=generator,
         )

@@ -31,8 +31,16 @@ def load_for_sampling(ckpt_path=None, pretrained: str | None = None):
     return model_from_checkpoint(ckpt).eval(), tokenizer_from_spec(spec), spec["kind"]
 
 
-def sample_text(ckpt_path=None, prompt=None, tokens: int = 500, temperature: float = 0.8, top_k=None, top_p=None,
-                seed: int = 1337, pretrained: str | None = None) -> str:
+def sample_text(
+    ckpt_path=None,
+    prompt=None,
+    tokens: int = 500,
+    temperature: float = 0.8,
+    top_k=None,
+    top_p=None,
+    seed: int = 1337,
+    pretrained: str | None = None,
+) -> str:
     """Continue a prompt with a model trained by ``python -m gptlib train`` (ckpt_path: its
     --out folder or its ckpt.pt), or with the model that ships with gptlib
     (pretrained="shakespeare-char"); returns prompt + new text."""
@@ -44,6 +52,13 @@ def sample_text(ckpt_path=None, prompt=None, tokens: int = 500, temperature: flo
     if not ids:
         raise ValueError("the prompt is empty; give at least one character")
     idx = torch.tensor([ids], dtype=torch.long)  # (1, T)
-    out = generate(model, idx, tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                   generator=torch.Generator().manual_seed(seed))
+    out = generate(
+        model,
+        idx,
+        tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        generator=torch.Generator().manual_seed(seed),
+    )
     return tok.decode(out[0].tolist())

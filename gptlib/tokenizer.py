@@ -42,8 +42,7 @@ def check_bpe_file(path: str, expected_sha256: str) -> None:
         actual = hashlib.sha256(f.read()).hexdigest()
     if actual != expected_sha256:
         raise ValueError(
-            f"tokenizer file {path} is damaged or not OpenAI's GPT-2 file: "
-            f"sha256 {actual}, expected {expected_sha256}"
+            f"tokenizer file {path} is damaged or not OpenAI's GPT-2 file: sha256 {actual}, expected {expected_sha256}"
         )
 
 
@@ -102,8 +101,7 @@ class CharTokenizer:
         if unknown:
             shown = ", ".join(repr(c) for c in unknown[:10])
             raise ValueError(
-                f"{len(unknown)} character(s) not in this tokenizer's vocabulary of "
-                f"{self.vocab_size}: {shown}"
+                f"{len(unknown)} character(s) not in this tokenizer's vocabulary of {self.vocab_size}: {shown}"
             )
         return [self.stoi[c] for c in text]
 

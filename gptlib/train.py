@@ -26,11 +26,11 @@ import torch
 import torch.distributed as dist
 
 from .checkpoint import (  # noqa: F401 - load_checkpoint, model_from_checkpoint: public names of gptlib.train too
+    TOKENIZER_KINDS,
     encode_text,
     load_checkpoint,
     model_from_checkpoint,
     save_atomically,
-    TOKENIZER_KINDS,
     tokenizer_from_spec,
     tokenizer_spec,
 )
@@ -38,7 +38,6 @@ from .config import GPTConfig
 from .dataset import get_batch, read_text, train_val_split
 from .model import GPT
 from .weights import load_checked
-
 
 SCHEDULES = ("steps", "time")
 
@@ -132,8 +131,9 @@ def make_optimizer(model: GPT, config: TrainConfig) -> torch.optim.AdamW:
 
 
 @torch.no_grad()
-def estimate_loss(model: GPT, data: torch.Tensor, batch_size: int, eval_iters: int, seed: int,
-                  device: str = "cpu", autocast=None) -> float:
+def estimate_loss(
+    model: GPT, data: torch.Tensor, batch_size: int, eval_iters: int, seed: int, device: str = "cpu", autocast=None
+) -> float:
     """Mean loss of model over eval_iters windows of data, drawn by a generator seeded with
     seed: the same batches every time, so that evaluations are comparable."""
     was_training = model.training
@@ -152,8 +152,17 @@ def estimate_loss(model: GPT, data: torch.Tensor, batch_size: int, eval_iters: i
 class Trainer:
     """Trains a GPT on a 1-D tensor of token ids split into train and validation parts."""
 
-    def __init__(self, model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, config: TrainConfig,
-                 device: str = "cpu", out_dir=None, extra: dict | None = None, compile: bool = False):
+    def __init__(
+        self,
+        model: GPT,
+        train_data: torch.Tensor,
+        val_data: torch.Tensor,
+        config: TrainConfig,
+        device: str = "cpu",
+        out_dir=None,
+        extra: dict | None = None,
+        compile: bool = False,
+    ):
         self.config = config
         self.device = device
         self.model = model.to(device)
@@ -183,9 +192,7 @@ class Trainer:
             self.forward_model = self.ddp = DistributedDataParallel(self.model)
         if compile:
             self.forward_model = torch.compile(self.forward_model)
-        self.autocast = (
-            torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
-        )
+        self.autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
 
     # -- state ---------------------------------------------------------------------------
     def state(self) -> dict:
@@ -209,8 +216,11 @@ class Trainer:
         """Continue from a checkpoint of the same model configuration."""
         saved = GPTConfig(**ckpt["model_config"])
         if saved != self.model.config:
-            changed = [f"{k}: {getattr(saved, k)} in the checkpoint, {getattr(self.model.config, k)} now"
-                       for k in dataclasses.asdict(saved) if getattr(saved, k) != getattr(self.model.config, k)]
+            changed = [
+                f"{k}: {getattr(saved, k)} in the checkpoint, {getattr(self.model.config, k)} now"
+                for k in dataclasses.asdict(saved)
+                if getattr(saved, k) != getattr(self.model.config, k)
+            ]
             raise ValueError("the checkpoint is from another model configuration: " + "; ".join(changed))
         load_checked(self.model, ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -231,8 +241,9 @@ class Trainer:
         """Mean loss over eval_iters fixed batches of each split (the same batches every time)."""
         cfg = self.config
         return {
-            split: estimate_loss(self.model, data, cfg.batch_size, cfg.eval_iters, cfg.seed + offset,
-                                 self.device, self.autocast)
+            split: estimate_loss(
+                self.model, data, cfg.batch_size, cfg.eval_iters, cfg.seed + offset, self.device, self.autocast
+            )
             for split, data, offset in (("train", self.train_data, 1), ("val", self.val_data, 2))
         }
 
@@ -242,8 +253,13 @@ class Trainer:
         losses = self.estimate_loss()
         self.eval_seconds = time.perf_counter() - before
         self.elapsed_s = time.perf_counter() - start  # evaluation time included
-        row = {"step": self.step, "train_loss": round(losses["train"], 4), "val_loss": round(losses["val"], 4),
-               "lr": self.lr, "elapsed_s": round(self.elapsed_s, 2)}
+        row = {
+            "step": self.step,
+            "train_loss": round(losses["train"], 4),
+            "val_loss": round(losses["val"], 4),
+            "lr": self.lr,
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
         self.history.append(row)
         return row
 
@@ -346,24 +362,51 @@ class Trainer:
 NANOGPT_CPU = (
     # nanoGPT README's CPU recipe for character-level Shakespeare, as its baseline.
     dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
-    TrainConfig(batch_size=12, max_iters=2000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
-                lr_decay_iters=2000, beta2=0.99, eval_interval=250, eval_iters=20),
+    TrainConfig(
+        batch_size=12,
+        max_iters=2000,
+        learning_rate=1e-3,
+        min_lr=1e-4,
+        warmup_iters=100,
+        lr_decay_iters=2000,
+        beta2=0.99,
+        eval_interval=250,
+        eval_iters=20,
+    ),
 )
 TUNED_CPU = (
     # The project's recipe (benchmarks/time_to_loss.py): one layer fewer, so each step is
     # faster, and a 5x higher learning rate with a short warmup, so each step does more.
     # The cosine decays until max_iters, so --max-iters N stretches the whole schedule.
     dict(n_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
-    TrainConfig(batch_size=12, max_iters=1200, learning_rate=5e-3, min_lr=1e-4, warmup_iters=20,
-                lr_decay_iters=None, beta2=0.99, eval_interval=200, eval_iters=20),
+    TrainConfig(
+        batch_size=12,
+        max_iters=1200,
+        learning_rate=5e-3,
+        min_lr=1e-4,
+        warmup_iters=20,
+        lr_decay_iters=None,
+        beta2=0.99,
+        eval_interval=200,
+        eval_iters=20,
+    ),
 )
 BUNDLED_CHAR = (
     # The model that ships in gptlib/data/shakespeare (scripts/export_bundled_model.py):
     # 4 layers, 6 heads of 32, 128 characters of context, trained for about an hour on
     # one CPU thread over all 37 plays of the bundled corpus.
     dict(n_layer=4, n_head=6, n_embd=192, block_size=128, dropout=0.1, bias=False),
-    TrainConfig(batch_size=32, max_iters=4500, learning_rate=3e-3, min_lr=1e-4, warmup_iters=200,
-                lr_decay_iters=None, beta2=0.99, eval_interval=250, eval_iters=20),
+    TrainConfig(
+        batch_size=32,
+        max_iters=4500,
+        learning_rate=3e-3,
+        min_lr=1e-4,
+        warmup_iters=200,
+        lr_decay_iters=None,
+        beta2=0.99,
+        eval_interval=250,
+        eval_iters=20,
+    ),
 )
 RECIPES = {"tuned-cpu": TUNED_CPU, "nanogpt-cpu": NANOGPT_CPU, "bundled-char": BUNDLED_CHAR}
 DEFAULT_RECIPE = "tuned-cpu"
@@ -372,10 +415,16 @@ DEFAULT_RECIPE = "tuned-cpu"
 # the larger the model that can use it. Up to each limit in seconds, this shape and
 # schedule; measured on 2 CPU cores (benchmarks/README.md, "Training on a time budget").
 BUDGET_LADDER = (
-    (60.0, dict(n_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
-     dict(batch_size=12, learning_rate=5e-3, warmup_iters=20, eval_interval=100)),
-    (600.0, dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, bias=False),
-     dict(batch_size=24, learning_rate=4e-3, warmup_iters=50, eval_interval=250)),
+    (
+        60.0,
+        dict(n_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
+        dict(batch_size=12, learning_rate=5e-3, warmup_iters=20, eval_interval=100),
+    ),
+    (
+        600.0,
+        dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, bias=False),
+        dict(batch_size=24, learning_rate=4e-3, warmup_iters=50, eval_interval=250),
+    ),
     (math.inf, BUNDLED_CHAR[0], dict(batch_size=32, learning_rate=3e-3, warmup_iters=200, eval_interval=250)),
 )
 
@@ -386,8 +435,9 @@ def budget_recipe(seconds: float):
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         raise ValueError(f"a time budget must be a number of seconds > 0, got {seconds!r}")
     shape, schedule = next((shape, schedule) for limit, shape, schedule in BUDGET_LADDER if seconds <= limit)
-    config = TrainConfig(max_iters=10**9, min_lr=1e-4, beta2=0.99, eval_iters=20, max_seconds=float(seconds),
-                         schedule="time", **schedule)
+    config = TrainConfig(
+        max_iters=10**9, min_lr=1e-4, beta2=0.99, eval_iters=20, max_seconds=float(seconds), schedule="time", **schedule
+    )
     return dict(shape), config
 
 
@@ -412,9 +462,23 @@ def setup_distributed(device: str) -> None:
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
 
 
-def run_training(data, tokenizer="char", preset=None, recipe=None, out="out", max_iters=None, max_seconds=None,
-                 device="auto", resume=False, compile=False, progress=True, seed=None, batch_size=None,
-                 grad_accum=None, eval_interval=None) -> list[dict]:
+def run_training(
+    data,
+    tokenizer="char",
+    preset=None,
+    recipe=None,
+    out="out",
+    max_iters=None,
+    max_seconds=None,
+    device="auto",
+    resume=False,
+    compile=False,
+    progress=True,
+    seed=None,
+    batch_size=None,
+    grad_accum=None,
+    eval_interval=None,
+) -> list[dict]:
     """What ``python -m gptlib train`` does; returns the evaluation history.
 
     recipe None means: with max_seconds and no max_iters, the time-budget recipe
@@ -432,8 +496,10 @@ def run_training(data, tokenizer="char", preset=None, recipe=None, out="out", ma
     if ckpt is not None:
         saved = tokenizer_spec(ckpt, out / "ckpt.pt")
         if saved["kind"] != tokenizer:
-            raise ValueError(f"the checkpoint was trained with the {saved['kind']} tokenizer, not {tokenizer}; "
-                             f"resume it with --tokenizer {saved['kind']}")
+            raise ValueError(
+                f"the checkpoint was trained with the {saved['kind']} tokenizer, not {tokenizer}; "
+                f"resume it with --tokenizer {saved['kind']}"
+            )
         chars = saved.get("chars")
     ids, tok_spec = encode_text(text, tokenizer, chars)
     train_data, val_data = train_val_split(ids)
@@ -451,16 +517,30 @@ def run_training(data, tokenizer="char", preset=None, recipe=None, out="out", ma
         model_config = GPTConfig(vocab_size=vocab_size, **model_shape)
     if ckpt is not None:  # continue the same schedule, unless told otherwise below
         train_config = TrainConfig(**ckpt["train_config"])
-    changes = {"max_iters": max_iters, "max_seconds": max_seconds, "seed": seed, "batch_size": batch_size,
-               "grad_accum": grad_accum, "eval_interval": eval_interval}
+    changes = {
+        "max_iters": max_iters,
+        "max_seconds": max_seconds,
+        "seed": seed,
+        "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "eval_interval": eval_interval,
+    }
     train_config = dataclasses.replace(train_config, **{k: v for k, v in changes.items() if v is not None})
 
     device = pick_device(device)
     setup_distributed(device)
     torch.manual_seed(train_config.seed)
     model = GPT(model_config)
-    trainer = Trainer(model, train_data, val_data, train_config, device=device, out_dir=out,
-                      extra={"tokenizer": tok_spec}, compile=compile)
+    trainer = Trainer(
+        model,
+        train_data,
+        val_data,
+        train_config,
+        device=device,
+        out_dir=out,
+        extra={"tokenizer": tok_spec},
+        compile=compile,
+    )
     if ckpt is not None:
         trainer.resume(ckpt)
     try:

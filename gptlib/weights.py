@@ -51,8 +51,7 @@ def from_hf_state_dict(hf_state_dict: dict) -> dict:
 def to_hf_state_dict(model: GPT) -> dict:
     """gptlib's weights in Hugging Face ``GPT2LMHeadModel`` layout (Conv1D weights transposed)."""
     return {
-        name: (t.t() if is_conv1d_weight(name) else t).detach().contiguous()
-        for name, t in model.state_dict().items()
+        name: (t.t() if is_conv1d_weight(name) else t).detach().contiguous() for name, t in model.state_dict().items()
     }
 
 

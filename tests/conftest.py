@@ -7,6 +7,23 @@ from gptlib import GPT, GPTConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+FALSY = {"", "0", "false", "no", "off"}
+
+
+def in_ci() -> bool:
+    """True on a CI machine: any CI value but an empty, 0, false, no or off one (GitHub sets "true",
+    others "1" or "yes")."""
+    import os
+
+    return os.environ.get("CI", "").strip().lower() not in FALSY
+
+
+def skip_or_fail(reason: str):
+    """Skip a test that cannot run here, with the reason; in CI, where it must run, fail instead."""
+    if in_ci():
+        pytest.fail(f"cannot run in CI: {reason}")
+    pytest.skip(reason, allow_module_level=True)
+
 
 @pytest.fixture
 def tiny_config() -> GPTConfig:
@@ -34,7 +51,10 @@ def built_book():
         pytest.fail("jupyter-book is not installed: pip install -e '.[book]'")
     result = subprocess.run(
         [jb, "build", str(ROOT), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return ROOT / "_build" / "html"

@@ -48,7 +48,9 @@ def test_a_checkpoint_round_trips(trained):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in ckpt["model"].items())
     tok = tokenizer_from_spec(ckpt["tokenizer"])
     assert tok.decode(tok.encode("To be")) == "To be"
-    assert checkpoint_file(trained) == trained / "ckpt.pt" and checkpoint_file(trained / "ckpt.pt") == trained / "ckpt.pt"
+    assert (
+        checkpoint_file(trained) == trained / "ckpt.pt" and checkpoint_file(trained / "ckpt.pt") == trained / "ckpt.pt"
+    )
 
 
 def test_save_atomically_leaves_no_temporary_file(tmp_path):
@@ -59,7 +61,9 @@ def test_save_atomically_leaves_no_temporary_file(tmp_path):
 
 def test_sample_accepts_the_folder_or_the_file(trained):
     from_folder = cli("sample", "--ckpt", str(trained), "--prompt", "To", "--tokens", "12", "--temperature", "0")
-    from_file = cli("sample", "--ckpt", str(trained / "ckpt.pt"), "--prompt", "To", "--tokens", "12", "--temperature", "0")
+    from_file = cli(
+        "sample", "--ckpt", str(trained / "ckpt.pt"), "--prompt", "To", "--tokens", "12", "--temperature", "0"
+    )
     assert from_folder.returncode == from_file.returncode == 0, from_file.stderr
     assert from_folder.stdout == from_file.stdout and from_file.stdout.startswith("To")
     assert len(from_file.stdout.rstrip("\n")) == 2 + 12  # one character per token
@@ -69,7 +73,9 @@ def test_a_checkpoint_without_a_tokenizer(trained, tmp_path):
     ckpt = load_checkpoint(trained)
     del ckpt["tokenizer"]
     torch.save(ckpt, tmp_path / "ckpt.pt")
-    with pytest.raises(ValueError, match=r"ckpt.pt was not written by `python -m gptlib train` \(it names no tokenizer\)"):
+    with pytest.raises(
+        ValueError, match=r"ckpt.pt was not written by `python -m gptlib train` \(it names no tokenizer\)"
+    ):
         sample_text(tmp_path, prompt="To", tokens=2)
     result = cli("sample", "--ckpt", str(tmp_path), "--tokens", "2")
     assert result.returncode == 2 and "it names no tokenizer" in result.stderr and "Traceback" not in result.stderr
@@ -95,7 +101,9 @@ def test_a_checkpoint_missing_a_key(trained, tmp_path, drop):
     ckpt = load_checkpoint(trained)
     del ckpt[drop]
     torch.save(ckpt, tmp_path / "ckpt.pt")
-    with pytest.raises(ValueError, match=rf"checkpoint {tmp_path}/ckpt.pt is not a gptlib checkpoint: it lacks \['{drop}'\]"):
+    with pytest.raises(
+        ValueError, match=rf"checkpoint {tmp_path}/ckpt.pt is not a gptlib checkpoint: it lacks \['{drop}'\]"
+    ):
         load_checkpoint(tmp_path / "ckpt.pt")
 
 

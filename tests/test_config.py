@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gptlib import GPT, GPTConfig, PRESETS
+from gptlib import GPT, PRESETS, GPTConfig
 
 
 @pytest.mark.parametrize(

@@ -87,3 +87,16 @@ def test_returning_only_the_output_fails_clearly():
 def test_a_crashing_answer_is_reported():
     with pytest.raises(ExerciseError, match="your function raised"):
         ch03.check_softmax_rows(lambda s: s.nonexistent())
+
+
+def _stub(*args):
+    raise NotImplementedError("fill me in")
+
+
+@pytest.mark.parametrize(
+    "checker",
+    [ch03.check_attention_scores, ch03.check_softmax_rows, ch03.check_attention_one_head],
+    ids=["scores", "softmax", "one-head"],
+)
+def test_an_untouched_stub_is_not_attempted_yet(checker):
+    assert checker(_stub) == f"not attempted yet: {checker.__name__.removeprefix('check_')} (fill me in)"

@@ -176,3 +176,19 @@ def test_head_weights_slicing_columns_gets_its_hint():
 
     with pytest.raises(ExerciseError, match=r"stores its weight as \(out, in\) = \(3C, C\)"):
         ch05.check_head_weights(wrong)
+
+
+# -- untouched stubs -----------------------------------------------------------------
+
+
+def _stub(*args):
+    raise NotImplementedError("fill me in")
+
+
+@pytest.mark.parametrize(
+    "checker",
+    [ch05.check_head_size, ch05.check_split_heads, ch05.check_merge_heads, ch05.check_head_weights],
+    ids=["head_size", "split_heads", "merge_heads", "head_weights"],
+)
+def test_an_untouched_stub_is_not_attempted_yet(checker):
+    assert checker(_stub).startswith("not attempted yet")

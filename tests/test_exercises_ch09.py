@@ -68,8 +68,8 @@ def test_cross_entropy_mistakes_get_their_hints(wrong, hint):
 def test_cross_entropy_stub_and_unknown_mistakes_fail_clearly():
     with pytest.raises(ExerciseError, match="values differ"):
         ch09.check_cross_entropy_by_hand(lambda lg, t: torch.tensor(0.0))
-    with pytest.raises(ExerciseError, match="your function raised NotImplementedError"):
-        ch09.check_cross_entropy_by_hand(lambda lg, t: (_ for _ in ()).throw(NotImplementedError("todo")))
+    with pytest.raises(ExerciseError, match="your function raised ZeroDivisionError"):
+        ch09.check_cross_entropy_by_hand(lambda lg, t: 1 / 0)
 
 
 # ---------------------------------------------------------------------------
@@ -101,15 +101,26 @@ def test_lr_at_accepts_a_tensor_answer():
     assert ch09.check_lr_at(with_torch).startswith("correct")
 
 
+def _cos(step, hi, lo, start, end):
+    progress = min(max((step - start) / (end - start), 0.0), 1.0)
+    return lo + (hi - lo) * (1 + math.cos(math.pi * progress)) / 2
+
+
+def _warm(step, hi, warmup):
+    return hi * (step + 1) / (warmup + 1)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (ch09._no_warmup, "there is no warmup"),
-        (ch09._warmup_from_zero, "your warmup starts at 0"),
-        (ch09._cosine_from_step_zero, "the cosine runs over the wrong range"),
-        (ch09._decay_to_zero, "the rate decays to 0; it should decay to min_lr"),
-        (ch09._no_floor_after_decay, "the rate climbs again"),
-        (ch09._linear_decay, "straight-line decay"),
+        (lambda s, hi, lo, w, d: _cos(s, hi, lo, 0, d), "there is no warmup"),
+        (lambda s, hi, lo, w, d: hi * s / w if s < w else _cos(s, hi, lo, w, d), "your warmup starts at 0"),
+        (lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else _cos(s, hi, lo, 0, d), "the cosine runs over the wrong range"),
+        (lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else _cos(s, hi, 0.0, w, d), "the rate decays to 0; it should decay to min_lr"),
+        (lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else lo + (hi - lo) * (1 + math.cos(math.pi * (s - w) / (d - w))) / 2,
+         "the rate climbs again"),
+        (lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else lo + (hi - lo) * (1 - min((s - w) / (d - w), 1.0)),
+         "straight-line decay"),
     ],
     ids=["no-warmup", "warmup-from-zero", "cosine-range", "to-zero", "no-floor", "linear"],
 )
@@ -180,3 +191,57 @@ def test_weight_decay_split_mistakes_get_their_hints(wrong, hint):
 def test_weight_decay_split_stub_fails_clearly():
     with pytest.raises(ExerciseError, match="values differ"):
         ch09.check_weight_decay_split(lambda model: ([], []))
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4: the learning-rate sweep (an experiment). The trial here is a cheap
+# stand-in for a training run: a U-shaped loss with its minimum at 1e-2.
+
+
+def _trial(lr):
+    return 2.0 + (math.log10(lr) + 2) ** 2 / 4
+
+
+def test_lr_sweep_accepts_measured_results_and_names_the_best():
+    message = ch09.check_lr_sweep(lambda: {lr: _trial(lr) for lr in (1e-4, 1e-3, 1e-2, 1e-1)}, _trial)
+    assert message.startswith("correct") and "your best is 0.01" in message and "both ends are worse" in message
+
+
+def test_lr_sweep_says_when_the_best_is_at_an_end():
+    message = ch09.check_lr_sweep(lambda: {lr: _trial(lr) for lr in (1e-1, 1, 10, 100)}, _trial)
+    assert "extend the sweep" in message
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (lambda: [2.0, 2.1, 2.2, 2.3], "return a dict"),
+        (lambda: {1e-3: 2.5, 1e-2: 2.0, 1e-1: 2.5}, "at least four learning rates"),
+        (lambda: {1e-3: 2.5, 2e-3: 2.2, 5e-3: 2.1, 1e-2: 2.0}, "at least a factor of 100"),
+        (lambda: {1e-4: 3.0, 1e-3: 2.25, 1e-2: 1.5, 1e-1: 2.25}, "a rerun gives 2.0000"),  # a made-up best
+    ],
+    ids=["not-a-dict", "three-rates", "narrow", "not-measured"],
+)
+def test_lr_sweep_wrong_answers_get_their_hints(answer, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        ch09.check_lr_sweep(answer, _trial)
+
+
+def test_lr_sweep_untouched_stub_is_not_attempted_yet():
+    def stub():
+        raise NotImplementedError("fill me in")
+
+    message = ch09.check_lr_sweep(stub, _trial)
+    assert message.startswith("not attempted yet") and "fill me in" in message
+
+
+@pytest.mark.parametrize(
+    "checker",
+    [ch09.check_cross_entropy_by_hand, ch09.check_lr_at, ch09.check_weight_decay_split],
+    ids=["cross_entropy", "lr_at", "weight_decay_split"],
+)
+def test_an_untouched_stub_is_not_attempted_yet(checker):
+    def stub(*args):
+        raise NotImplementedError("fill me in")
+
+    assert checker(stub).startswith("not attempted yet")

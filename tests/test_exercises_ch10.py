@@ -67,8 +67,14 @@ def test_top_k_filter_accepts_a_scatter_answer():
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (ch10._keep_k_plus_one, "you kept k \\+ 1 logits"),
-        (ch10._keep_k_smallest, "you kept the k smallest logits"),
+        (
+            lambda z, k: z.masked_fill(z < torch.topk(z, min(k + 1, z.size(-1)), dim=-1).values[..., -1:], float("-inf")),
+            "you kept k \\+ 1 logits",
+        ),
+        (
+            lambda z, k: z.masked_fill(z > torch.topk(z, k, dim=-1, largest=False).values[..., -1:], float("-inf")),
+            "you kept the k smallest logits",
+        ),
         (
             lambda z, k: z.masked_fill(z >= torch.topk(z, k, dim=-1).values[..., -1:], float("-inf")),
             "you removed the k largest",
@@ -77,7 +83,10 @@ def test_top_k_filter_accepts_a_scatter_answer():
             lambda z, k: z.masked_fill(z < torch.topk(z, k, dim=-1).values[..., -1:], 0.0),
             "a removed logit must be -inf",
         ),
-        (lambda z, k: torch.softmax(ch10.top_k_filter(z, k), dim=-1), "return the filtered logits"),
+        (
+            lambda z, k: torch.softmax(z.masked_fill(z < torch.topk(z, k, dim=-1).values[..., -1:], float("-inf")), dim=-1),
+            "return the filtered logits",
+        ),
     ],
     ids=["k-plus-one", "k-smallest", "inverted", "zero-fill", "probabilities"],
 )
@@ -104,17 +113,36 @@ def test_top_p_keeps_the_smallest_set_that_reaches_p():
     torch.testing.assert_close(ch10.top_p_filter(probs, 0.4), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
 
 
+def _nucleus_without_the_crossing_token(probs, p):
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    kept = sorted_probs * (sorted_probs.cumsum(dim=-1) <= p)  # drops the token that crosses p
+    kept = torch.zeros_like(probs).scatter(-1, order, kept)
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
+def _nucleus_not_renormalised(probs, p):
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    keep = sorted_probs.cumsum(dim=-1) - sorted_probs < p
+    return torch.zeros_like(probs).scatter(-1, order, sorted_probs * keep)
+
+
+def _nucleus_left_sorted(probs, p):
+    sorted_probs = probs.sort(dim=-1, descending=True).values
+    kept = sorted_probs * (sorted_probs.cumsum(dim=-1) - sorted_probs < p)
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
 def test_excluding_the_crossing_token_gets_its_hint():
     # the usual form of the mistake keeps nothing in a confident row, which gives NaN
     with pytest.raises(ExerciseError, match="some rows are NaN.*Keep the token that makes the total reach p"):
-        ch10.check_top_p_filter(ch10._without_the_crossing_token)
+        ch10.check_top_p_filter(_nucleus_without_the_crossing_token)
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (ch10._without_renormalising, "must sum to 1 again"),
-        (ch10._left_sorted, "still in sorted order"),
+        (_nucleus_not_renormalised, "must sum to 1 again"),
+        (_nucleus_left_sorted, "still in sorted order"),
     ],
     ids=["not-renormalised", "sorted-order"],
 )
@@ -125,6 +153,30 @@ def test_top_p_filter_mistakes_get_their_hints(wrong, hint):
 
 # ---------------------------------------------------------------------------
 # Exercise 4: the greedy loop
+
+
+@torch.no_grad()
+def _greedy_last_token_only(model, idx, n):
+    for _ in range(n):
+        logits, _ = model(idx[:, -1:])  # forgets the context
+        idx = torch.cat([idx, logits[:, -1].argmax(dim=-1, keepdim=True)], dim=1)
+    return idx
+
+
+@torch.no_grad()
+def _greedy_first_window(model, idx, n):
+    for _ in range(n):
+        logits, _ = model(idx[:, : model.config.block_size])  # keeps the start, not the end
+        idx = torch.cat([idx, logits[:, -1].argmax(dim=-1, keepdim=True)], dim=1)
+    return idx
+
+
+@torch.no_grad()
+def _greedy_first_row(model, idx, n):
+    for _ in range(n):
+        logits, _ = model(idx[:, -model.config.block_size :])
+        idx = torch.cat([idx, logits[:, 0].argmax(dim=-1, keepdim=True)], dim=1)  # row 0, not the last
+    return idx
 
 
 def test_greedy_generate_reference_is_accepted_and_matches_gptlib():
@@ -152,9 +204,9 @@ def test_not_cropping_to_block_size_gets_its_hint():
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (ch10._last_token_only, "you fed the model only the newest token"),
-        (ch10._first_block, "keep its last block_size tokens"),
-        (ch10._first_position, "in the last row of the logits"),
+        (_greedy_last_token_only, "you fed the model only the newest token"),
+        (_greedy_first_window, "keep its last block_size tokens"),
+        (_greedy_first_row, "in the last row of the logits"),
     ],
     ids=["last-token-only", "first-block", "first-row"],
 )
@@ -166,3 +218,85 @@ def test_greedy_generate_mistakes_get_their_hints(wrong, hint):
 def test_a_stub_that_returns_the_prompt_fails_on_shape():
     with pytest.raises(ExerciseError, match="expected shape"):
         ch10.check_greedy_generate(lambda model, idx, n: idx)
+
+
+
+def test_the_shakespeare_case_runs_past_the_models_window():
+    model, idx, n = ch10._generation_cases()[-1]
+    assert idx.size(1) + n > model.config.block_size
+
+
+# ---------------------------------------------------------------------------
+# Exercise 5: a repetition penalty
+
+
+def test_repetition_penalty_reference_is_accepted_and_equals_hugging_face():
+    assert ch10.check_repetition_penalty(ch10.repetition_penalty).startswith("correct")
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.RepetitionPenaltyLogitsProcessor(penalty=1.3)
+    g = torch.Generator().manual_seed(3)
+    logits, context = 3 * torch.randn(2, 25, generator=g), torch.randint(0, 25, (2, 11), generator=g)
+    torch.testing.assert_close(ch10.repetition_penalty(logits, context, 1.3), hf(context, logits.clone()))
+
+
+def test_repetition_penalty_by_hand():
+    logits = torch.tensor([[2.0, -2.0, 1.0, -1.0]])
+    context = torch.tensor([[0, 1, 1]])  # tokens 0 and 1 occur (1 twice); 2 and 3 do not
+    want = torch.tensor([[1.0, -4.0, 1.0, -1.0]])
+    torch.testing.assert_close(ch10.repetition_penalty(logits, context, 2.0), want)
+
+
+def _seen(z, ctx):
+    return torch.zeros_like(z, dtype=torch.bool).scatter(-1, ctx, True)
+
+
+def _penalty_per_occurrence(z, ctx, p):
+    counts = torch.zeros_like(z)
+    for b in range(z.size(0)):
+        for t in ctx[b].tolist():
+            counts[b, t] += 1
+    return torch.where(z > 0, z / p**counts, z * p**counts)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda z, ctx, p: torch.where(_seen(z, ctx), z / p, z), "makes the token MORE likely"),
+        (lambda z, ctx, p: torch.where(z > 0, z / p, z * p), "you penalised every token"),
+        (lambda z, ctx, p: torch.where(_seen(z, ctx), torch.where(z > 0, z * p, z / p), z), "that rewards repetition"),
+        (_penalty_per_occurrence, "once per token"),
+        (lambda z, ctx, p: torch.where(_seen(z, ctx), z - p, z), "it is not subtracted"),
+    ],
+    ids=["divide-always", "whole-vocabulary", "inverted", "per-occurrence", "subtracted"],
+)
+def test_repetition_penalty_mistakes_get_their_hints(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        ch10.check_repetition_penalty(wrong)
+
+
+def test_repetition_penalty_unknown_wrong_answer_fails_clearly():
+    with pytest.raises(ExerciseError, match="values differ"):
+        ch10.check_repetition_penalty(lambda z, ctx, p: z * 0.5)
+
+
+# ---------------------------------------------------------------------------
+# Every checker: an untouched stub is "not attempted yet", never correct
+
+
+def _stub(*args):
+    raise NotImplementedError("fill me in")
+
+
+@pytest.mark.parametrize(
+    "checker",
+    [
+        ch10.check_apply_temperature,
+        ch10.check_top_k_filter,
+        ch10.check_top_p_filter,
+        ch10.check_greedy_generate,
+        ch10.check_repetition_penalty,
+    ],
+    ids=["temperature", "top-k", "top-p", "greedy", "repetition-penalty"],
+)
+def test_an_untouched_stub_is_not_attempted_yet(checker):
+    assert checker(_stub).startswith("not attempted yet")

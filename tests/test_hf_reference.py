@@ -6,8 +6,12 @@ The reference model is built offline from a small GPT2Config with random weights
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
+from .conftest import skip_or_fail
+
+try:
+    from transformers import GPT2Config, GPT2LMHeadModel
+except ImportError:  # pragma: no cover - depends on the environment
+    skip_or_fail("transformers is not installed: pip install -e '.[test]'")
 
 from gptlib import GPT  # noqa: E402
 from gptlib.weights import config_from_hf, from_hf_state_dict, load_checked, load_gpt2, save_gpt2, to_hf_state_dict  # noqa: E402
@@ -17,8 +21,17 @@ from gptlib.weights import config_from_hf, from_hf_state_dict, load_checked, loa
 def hf_model():
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=300, n_positions=48, n_embd=64, n_layer=3, n_head=4,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0, pad_token_id=0,
+        vocab_size=300,
+        n_positions=48,
+        n_embd=64,
+        n_layer=3,
+        n_head=4,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
     )
     model = GPT2LMHeadModel(config).eval()
     with torch.no_grad():  # move every weight off its initial value, LayerNorms included

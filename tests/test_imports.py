@@ -116,8 +116,8 @@ def test_every_public_name_the_notebooks_use_still_imports():
     from gptlib.model import GPT, check_token_ids  # noqa: F401
     from gptlib.train import (  # noqa: F401
         RECIPES,
-        Trainer,
         TrainConfig,
+        Trainer,
         estimate_loss,
         load_checkpoint,
         make_optimizer,

@@ -8,9 +8,8 @@ import sys
 import pytest
 import torch
 
-from gptlib import GPT, GPTConfig
 from gptlib.dataset import get_batch, read_text, shakespeare_path, train_val_split
-from gptlib.train import DEFAULT_RECIPE, RECIPES, Trainer, TrainConfig, load_checkpoint, make_optimizer, run_training
+from gptlib.train import DEFAULT_RECIPE, RECIPES, TrainConfig, Trainer, load_checkpoint, make_optimizer, run_training
 
 SMALL = dict(preset="tiny", max_iters=12, progress=False)
 
@@ -108,7 +107,9 @@ def cli(*args, cwd=None):
 
 def test_command_line_train_then_sample(text_file, tmp_path):
     out = tmp_path / "cli"
-    result = cli("train", "--data", str(text_file), "--preset", "tiny", "--max-iters", "5", "--out", str(out), "--quiet")
+    result = cli(
+        "train", "--data", str(text_file), "--preset", "tiny", "--max-iters", "5", "--out", str(out), "--quiet"
+    )
     assert result.returncode == 0, result.stderr
     assert "step 5: train loss" in result.stdout
     assert (out / "ckpt.pt").is_file() and len((out / "log.jsonl").read_text().splitlines()) == 1
@@ -127,12 +128,20 @@ def test_command_line_train_then_sample(text_file, tmp_path):
         ("binary", ["--data", "{tmp}/binary.bin"], "is not text: it contains NUL bytes"),
         ("latin1", ["--data", "{tmp}/latin1.txt"], "is not UTF-8 text: byte 0xe9 at offset 3"),
         ("outfile", ["--data", "{data}", "--out", "{tmp}/afile"], "--out {tmp}/afile is a file; give a folder"),
-        (None, ["--data", "{data}", "--out", "{tmp}/none", "--resume"], "--resume: there is no checkpoint at {tmp}/none/ckpt.pt"),
+        (
+            None,
+            ["--data", "{data}", "--out", "{tmp}/none", "--resume"],
+            "--resume: there is no checkpoint at {tmp}/none/ckpt.pt",
+        ),
     ],
 )
 def test_command_line_errors(text_file, tmp_path, setup, args, message):
-    files = {"empty": ("empty.txt", b"  \n"), "binary": ("binary.bin", b"\x00\x01\x02abc"),
-             "latin1": ("latin1.txt", "caf\u00e9".encode("latin-1")), "outfile": ("afile", b"keep")}
+    files = {
+        "empty": ("empty.txt", b"  \n"),
+        "binary": ("binary.bin", b"\x00\x01\x02abc"),
+        "latin1": ("latin1.txt", "caf\u00e9".encode("latin-1")),
+        "outfile": ("afile", b"keep"),
+    }
     if setup:
         name, content = files[setup]
         (tmp_path / name).write_bytes(content)
@@ -150,7 +159,10 @@ def test_nothing_already_written_is_lost(text_file, tmp_path):
     before = (out / "ckpt.pt").read_bytes()
     with pytest.raises(FileExistsError, match="already exists; continue it with --resume"):
         run_training(text_file, out=out, **SMALL)
-    with pytest.raises(ValueError, match="another model configuration: block_size: 32 in the checkpoint, 64 now; n_layer: 2 in the checkpoint, 4 now"):
+    with pytest.raises(
+        ValueError,
+        match="another model configuration: block_size: 32 in the checkpoint, 64 now; n_layer: 2 in the checkpoint, 4 now",
+    ):
         run_training(text_file, out=out, resume=True, recipe="nanogpt-cpu", max_iters=5, progress=False)
     assert (out / "ckpt.pt").read_bytes() == before
 
@@ -178,9 +190,22 @@ def test_two_processes_match_one_with_the_same_global_batch(text_file, tmp_path)
     one = cli("train", *common, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "gptlib", "train", *common, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "gptlib",
+            "train",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert two.returncode == 0, two.stderr[-3000:]
     a = load_checkpoint(tmp_path / "one" / "ckpt.pt")
@@ -202,7 +227,9 @@ def test_gpt2_tokenizer_training_and_sampling(text_file, tmp_path):
 
 
 def test_sample_from_the_bundled_model():
-    result = cli("sample", "--pretrained", "shakespeare-char", "--prompt", "JULIET:\n", "--tokens", "40", "--temperature", "0")
+    result = cli(
+        "sample", "--pretrained", "shakespeare-char", "--prompt", "JULIET:\n", "--tokens", "40", "--temperature", "0"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("JULIET:\n") and len(result.stdout) > 40
     both = cli("sample", "--pretrained", "shakespeare-char", "--ckpt", "out")
