@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from gptlib.dataset import read_text, shakespeare_path, train_val_split
-from gptlib.train import load_checkpoint, model_from_checkpoint, tokenizer_from_spec
+from gptlib.checkpoint import load_checkpoint, model_from_checkpoint, tokenizer_from_spec
 
 OUT = Path(__file__).resolve().parents[1] / "gptlib" / "data" / "shakespeare" / "model.safetensors"
 
