@@ -76,7 +76,8 @@ def generate(model, idx, max_new_tokens: int, temperature=1.0, top_k=None, top_p
     out[:, :T] = idx
     cache = None
     if kv_cache and T < block_size:  # a prompt that fills the window never uses the cache
-        cache = StaticKVCache.for_model(model)
+        # Room for every position this call can cache, allocated once (at most block_size).
+        cache = StaticKVCache(model.config.n_layer, min(block_size, T + max_new_tokens))
     for _ in range(max_new_tokens):
         if cache is None or T > block_size:
             logits, _ = model(out[:, max(0, T - block_size) : T], last_only=True)  # the whole window

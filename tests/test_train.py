@@ -2,12 +2,14 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from gptlib import GPT, GPTConfig
 from gptlib.dataset import get_batch, read_text, shakespeare_path, train_val_split
 from gptlib.train import DEFAULT_RECIPE, RECIPES, TrainConfig, Trainer, load_checkpoint, make_optimizer, run_training
 
@@ -234,3 +236,222 @@ def test_sample_from_the_bundled_model():
     assert result.stdout.startswith("JULIET:\n") and len(result.stdout) > 40
     both = cli("sample", "--pretrained", "shakespeare-char", "--ckpt", "out")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(batch_size=0), "TrainConfig.batch_size must be an int >= 1, got 0"),
+        (dict(max_iters=2.5), "TrainConfig.max_iters must be an int >= 1, got 2.5"),
+        (dict(eval_interval=True), "TrainConfig.eval_interval must be an int >= 1, got True"),
+        (dict(grad_accum=0), "TrainConfig.grad_accum must be an int >= 1, got 0"),
+        (dict(warmup_iters=-1), "TrainConfig.warmup_iters must be an int >= 0, got -1"),
+        (dict(learning_rate=0.0), "need 0 <= min_lr <= learning_rate and learning_rate > 0"),
+        (dict(min_lr=1.0), "got learning_rate=0.001, min_lr=1.0"),
+        (dict(max_seconds=0), "TrainConfig.max_seconds must be > 0, got 0"),
+        (dict(batch_size=12, grad_accum=5), "batch_size 12 does not split into grad_accum=5 equal micro-batches"),
+        (dict(schedule="epochs"), "TrainConfig.schedule must be 'steps' or 'time', got 'epochs'"),
+        (dict(schedule="time"), "schedule='time' decays the learning rate over max_seconds: set max_seconds"),
+    ],
+)
+def test_train_config_names_each_bad_value(changes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(**changes)
+
+
+def test_pick_device():
+    from gptlib.train import pick_device
+
+    assert pick_device("cpu") == "cpu" and pick_device("auto") in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="unknown device 'tpu'; choose auto, cpu, cuda or mps"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda' is not available on this machine"):
+            pick_device("cuda")
+
+
+def test_unknown_recipe(text_file, tmp_path):
+    with pytest.raises(ValueError, match="unknown recipe 'fast'; known recipes: tuned-cpu, nanogpt-cpu, bundled-char"):
+        run_training(text_file, recipe="fast", out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_time_schedule_follows_the_fraction_of_the_budget():
+    cfg = TrainConfig(schedule="time", max_seconds=100.0, learning_rate=1e-3, min_lr=1e-4, warmup_iters=10)
+    assert cfg.lr_at(0, 0.0) == pytest.approx(1e-3 / 11)  # warmup is counted in steps
+    assert cfg.lr_at(10, 0.0) == pytest.approx(1e-3)
+    assert cfg.lr_at(10**6, 50.0) == pytest.approx(0.55e-3)  # half the budget: half way down the cosine
+    assert cfg.lr_at(5, 99.0) < 1e-3 / 2  # still warming up: the step decides
+    assert cfg.lr_at(10**6, 100.0) == cfg.lr_at(10**6, 500.0) == pytest.approx(1e-4)
+    lrs = [cfg.lr_at(1000, t) for t in range(0, 101, 5)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_budget_recipe_sizes_the_model_to_the_budget():
+    from gptlib.train import budget_recipe
+
+    sizes = []
+    for seconds in (20, 180, 3600):
+        shape, cfg = budget_recipe(seconds)
+        assert cfg.schedule == "time" and cfg.max_seconds == seconds
+        sizes.append(12 * shape["n_layer"] * shape["n_embd"] ** 2 * shape["block_size"])
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]  # a bigger budget affords a bigger model
+    with pytest.raises(ValueError, match="a time budget must be a number of seconds > 0, got -5"):
+        budget_recipe(-5)
+
+
+def test_max_seconds_is_a_budget_that_includes_the_final_evaluation(text_file, tmp_path):
+    history = run_training(text_file, out=tmp_path / "budget", max_seconds=4.0, preset="tiny", progress=False)
+    ckpt = load_checkpoint(tmp_path / "budget")
+    assert ckpt["train_config"]["schedule"] == "time" and ckpt["train_config"]["max_seconds"] == 4.0
+    assert 0 < history[-1]["step"] < 10**6 and history[-1]["elapsed_s"] <= 4.0 + 1.0  # at most one step over
+    assert history[-1]["lr"] < ckpt["train_config"]["learning_rate"] / 2  # decayed by the end of the budget
+    # With a recipe (or --max-iters) the budget is only a hard stop on its step schedule.
+    stopped = run_training(
+        text_file,
+        out=tmp_path / "stop",
+        recipe="tuned-cpu",
+        max_iters=10**6,
+        max_seconds=1.0,
+        preset="tiny",
+        progress=False,
+    )
+    assert stopped[-1]["step"] < 10**6 and load_checkpoint(tmp_path / "stop")["train_config"]["schedule"] == "steps"
+
+
+def test_grad_accum_equals_one_big_batch(text_file):
+    """8 sequences in 4 micro-batches of 2 make the same steps as 8 at once."""
+    ids = torch.tensor(list(text_file.read_bytes()[:20_000]), dtype=torch.long)
+    train, val = train_val_split(ids)
+    config = GPTConfig.from_preset("tiny", vocab_size=256)
+    states = []
+    for accum in (1, 4):
+        torch.manual_seed(0)
+        trainer = Trainer(
+            GPT(config),
+            train,
+            val,
+            TrainConfig(batch_size=8, max_iters=5, grad_accum=accum, eval_interval=5, eval_iters=2, warmup_iters=1),
+        )
+        trainer.train(progress=False)
+        states.append(trainer.model.state_dict())
+    for name in states[0]:
+        torch.testing.assert_close(states[1][name], states[0][name], atol=2e-6, rtol=1e-5)
+    # ...and not the same as 2 sequences at a time (the test can tell batches apart)
+    torch.manual_seed(0)
+    small = Trainer(
+        GPT(config), train, val, TrainConfig(batch_size=2, max_iters=5, eval_interval=5, eval_iters=2, warmup_iters=1)
+    )
+    small.train(progress=False)
+    assert not torch.allclose(small.model.transformer.wte.weight, states[0]["transformer.wte.weight"], atol=1e-4)
+
+
+def test_grad_accum_from_the_command_line(text_file, tmp_path):
+    runs = {}
+    for accum in ("1", "3"):
+        out = tmp_path / f"acc{accum}"
+        result = cli(
+            "train",
+            "--data",
+            str(text_file),
+            "--preset",
+            "tiny",
+            "--max-iters",
+            "4",
+            "--batch-size",
+            "6",
+            "--grad-accum",
+            accum,
+            "--out",
+            str(out),
+            "--quiet",
+            "--device",
+            "cpu",
+        )
+        assert result.returncode == 0, result.stderr
+        runs[accum] = load_checkpoint(out)
+    assert runs["3"]["train_config"]["grad_accum"] == 3 and runs["3"]["train_config"]["batch_size"] == 6
+    assert abs(runs["1"]["history"][-1]["val_loss"] - runs["3"]["history"][-1]["val_loss"]) < 1e-3
+    bad = cli(
+        "train",
+        "--data",
+        str(text_file),
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "6",
+        "--grad-accum",
+        "4",
+        "--out",
+        str(tmp_path / "bad"),
+        "--quiet",
+    )
+    assert bad.returncode == 2 and "batch_size 6 does not split into grad_accum=4" in bad.stderr
+
+
+def test_ctrl_c_exits_with_130_and_keeps_the_last_step(text_file, tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "ctrlc"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gptlib",
+            "train",
+            "--data",
+            str(text_file),
+            "--preset",
+            "tiny",
+            "--max-iters",
+            "100000",
+            "--eval-interval",
+            "5",
+            "--out",
+            str(out),
+            "--quiet",
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.monotonic() + 240
+    while not ((out / "log.jsonl").exists() and (out / "log.jsonl").read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert f"interrupted; the last finished step is saved in {out / 'ckpt.pt'}: continue with --resume" in err
+    assert "Traceback" not in err
+    ckpt = load_checkpoint(out)
+    assert ckpt["step"] >= 5
+    resumed = run_training(text_file, out=out, resume=True, max_iters=ckpt["step"] + 2, progress=False)
+    assert resumed[-1]["step"] == ckpt["step"] + 2
+
+
+def test_log_rows_after_a_resume_do_not_repeat_steps(text_file, tmp_path):
+    out = tmp_path / "log"
+    run_training(
+        text_file, out=out, max_iters=12, eval_interval=4, **{k: v for k, v in SMALL.items() if k != "max_iters"}
+    )
+    # As after a crash between an evaluation's log row and the end: rows for steps the
+    # checkpoint does not hold, and half a line.
+    ckpt = load_checkpoint(out)
+    ckpt["history"] = ckpt["history"][:1]
+    ckpt_step = ckpt["history"][0]["step"]
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"step": 16, "train_lo')
+    from gptlib.checkpoint import save_atomically
+
+    # A checkpoint at step 4 (rewind the saved history and step as a crash would leave them).
+    state = load_checkpoint(out)
+    state["step"], state["history"] = ckpt_step, ckpt["history"]
+    save_atomically(state, out / "ckpt.pt")
+    run_training(text_file, out=out, resume=True, max_iters=16, progress=False)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [4, 8, 12, 16]

@@ -93,3 +93,41 @@ def test_missing_files(tmp_path):
     (tmp_path / "w.safetensors").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="no config.json beside"):
         load_gpt2(tmp_path / "w.safetensors")
+
+
+GPT2_FIELDS = dict(vocab_size=300, n_positions=48, n_layer=2, n_head=4, n_embd=64)
+
+
+def test_config_from_hf_reads_gpt2_fields():
+    from gptlib.weights import config_from_hf
+
+    config = config_from_hf({**GPT2_FIELDS, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5})
+    assert config == GPTConfig(vocab_size=300, block_size=48, n_layer=2, n_head=4, n_embd=64, dropout=0.0, bias=True)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(activation_function="relu"), "this config has activation 'relu' and layer_norm_epsilon 1e-05"),
+        (dict(activation_function="gelu"), "this config has activation 'gelu' and layer_norm_epsilon 1e-05"),
+        (dict(layer_norm_epsilon=1e-6), "this config has activation 'gelu_new' and layer_norm_epsilon 1e-06"),
+    ],
+)
+def test_config_from_hf_rejects_what_gptlib_does_not_model(changes, message):
+    from gptlib.weights import config_from_hf
+
+    with pytest.raises(
+        ValueError, match=r"gptlib models GPT-2 exactly \(activation gelu_new, layer_norm_epsilon 1e-05\)"
+    ):
+        config_from_hf({**GPT2_FIELDS, **changes})
+    with pytest.raises(ValueError, match=message):
+        config_from_hf({**GPT2_FIELDS, **changes})
+
+
+def test_config_from_hf_names_a_missing_field():
+    from gptlib.weights import config_from_hf
+
+    fields = dict(GPT2_FIELDS)
+    del fields["n_head"]
+    with pytest.raises(ValueError, match="GPT-2 config is missing the field 'n_head'"):
+        config_from_hf(fields)
