@@ -47,6 +47,19 @@ def exported(tmp_path_factory, bundled):
     return path
 
 
+def assert_same_as_gptlib(onnx_gpt, model, idx):
+    """The exported file's logits and attention for idx [B, T] equal gptlib's."""
+    logits, attention = onnx_gpt(idx)
+    B, T = idx.shape
+    assert logits.shape == (B, T, model.config.vocab_size)
+    assert attention.shape == (B, model.config.n_layer, model.config.n_head, T, T)
+    with torch.no_grad():
+        expected, _ = model(idx)
+    torch.testing.assert_close(logits, expected, **TOL)
+    for b in range(B):
+        torch.testing.assert_close(attention[b], attention_patterns(model, idx[b]), **TOL)
+
+
 def prompts(tok, block_size):
     """Real lines of the corpus, cut to several lengths up to block_size."""
     text = read_text(shakespeare_path())
@@ -59,25 +72,14 @@ def test_logits_and_attention_equal_gptlib(exported, bundled):
     model, tok = bundled
     onnx_gpt = load_onnx(exported)
     for text in prompts(tok, model.config.block_size):
-        logits, attention = onnx_gpt.run_text(text)
-        idx = torch.tensor([tok.encode(text)])
-        T = idx.size(1)
-        with torch.no_grad():
-            expected_logits, _ = model(idx)
-        assert logits.shape == (1, T, model.config.vocab_size)
-        assert attention.shape == (1, model.config.n_layer, model.config.n_head, T, T)
-        torch.testing.assert_close(logits, expected_logits, **TOL)
-        torch.testing.assert_close(attention[0], attention_patterns(model, idx[0]), **TOL)
+        assert_same_as_gptlib(onnx_gpt, model, torch.tensor([tok.encode(text)]))
+        torch.testing.assert_close(onnx_gpt.run_text(text)[0], onnx_gpt(torch.tensor([tok.encode(text)]))[0])
 
 
 def test_a_batch_of_several_sequences(exported, bundled):
     model, _ = bundled
     idx = torch.randint(model.config.vocab_size, (3, model.config.block_size // 2), generator=torch.Generator().manual_seed(1))
-    logits, attention = load_onnx(exported)(idx)
-    with torch.no_grad():
-        expected, _ = model(idx)
-    torch.testing.assert_close(logits, expected, **TOL)
-    torch.testing.assert_close(attention[2], attention_patterns(model, idx[2]), **TOL)
+    assert_same_as_gptlib(load_onnx(exported), model, idx)
 
 
 def error_of(call):
@@ -141,11 +143,7 @@ def test_export_a_model_the_reader_trained(tmp_path):
     model, tok, name = load_char_model(tmp_path / "run")
     assert name == "run" and json.loads(onnx_path.with_suffix(".json").read_text())["chars"] == tok.chars
     idx = torch.tensor([tok.encode(read_text(text)[500:500 + model.config.block_size])])
-    logits, attention = load_onnx(onnx_path)(idx)
-    with torch.no_grad():
-        expected, _ = model(idx)
-    torch.testing.assert_close(logits, expected, **TOL)
-    torch.testing.assert_close(attention[0], attention_patterns(model, idx[0]), **TOL)
+    assert_same_as_gptlib(load_onnx(onnx_path), model, idx)
 
 
 def test_clear_errors_before_exporting(tmp_path):

@@ -203,8 +203,11 @@
     input.value = el.dataset.text || model.meta.default_text;
     const layer = make("select", { class: "gpt-live-layer" });
     const head = make("select", { class: "gpt-live-head" });
-    options(layer, n_layer, Number(el.dataset.layer || 0));
-    options(head, n_head, Number(el.dataset.head || 0));
+    // Start on the head the placeholder names, or else on the first head with a known role.
+    const named = model.meta.heads.find((h) => h.role !== "other") || model.meta.heads[0];
+    const chosen = "layer" in el.dataset || "head" in el.dataset ? { layer: 0, head: 0 } : named;
+    options(layer, n_layer, Number(el.dataset.layer ?? chosen.layer));
+    options(head, n_head, Number(el.dataset.head ?? chosen.head));
     const hint = make("p", { class: "gpt-live-hint" });
     const error = make("p", { class: "gpt-live-error", role: "alert" });
     const canvas = make("canvas", { role: "img" });
@@ -353,7 +356,7 @@
     temperature.addEventListener("input", showValues);
     topP.addEventListener("input", showValues);
     showValues();
-    const demo = { kind: "generate", element: el, state: "idle", steps: [], generated: "", msPerChar: null, error: null };
+    const demo = { kind: "generate", element: el, state: "idle", runs: 0, steps: [], generated: "", msPerChar: null, error: null };
 
     function drawBars(probs, chosen) {
       const top = probs.map((p, i) => [p, i]).filter(([p]) => p > 0).sort((a, b) => b[0] - a[0]).slice(0, 10);
@@ -374,6 +377,36 @@
       return { temperature: t, topK: k, topP: p, n };
     }
 
+    /** Before generating: the distribution of the character after the prompt, with the current settings. */
+    let preview = null; // {prompt, logits}: the model's answer for the last prompt previewed
+    let previewTimer = null;
+    async function previewNext() {
+      const run = demo.runs;
+      let s, ids;
+      try {
+        s = settings();
+        ids = model.encode(prompt.value);
+        if (!ids.length) throw new Error("the prompt is empty; give at least one character");
+      } catch (e) {
+        demo.error = error.textContent = e.message;
+        return;
+      }
+      demo.error = null;
+      error.textContent = "";
+      if (!preview || preview.prompt !== prompt.value) {
+        const out = await model.run(ids.slice(-block));
+        preview = { prompt: prompt.value, logits: model.logitsAt(out, out.T - 1) };
+      }
+      if (demo.state === "running" || demo.runs !== run) return; // a generation has taken over the chart
+      drawBars(nextTokenProbs(preview.logits, s.temperature, s.topK, s.topP), null);
+      status.textContent = "Before generating: the distribution of the character after the prompt.";
+    }
+    const previewSoon = () => {
+      clearTimeout(previewTimer);
+      previewTimer = setTimeout(() => (demo.updating = previewNext()), 150);
+    };
+    for (const control of [prompt, temperature, topK, topP]) control.addEventListener("input", previewSoon);
+
     async function generate() {
       let ids, s;
       try {
@@ -384,7 +417,10 @@
         demo.error = error.textContent = e.message;
         return;
       }
-      demo.error = error.textContent = "";
+      demo.error = null;
+      error.textContent = "";
+      clearTimeout(previewTimer);
+      demo.runs += 1;
       demo.state = "running";
       demo.steps = [];
       demo.generated = "";
@@ -416,6 +452,7 @@
 
     go.addEventListener("click", () => (demo.running = generate()));
     stop.addEventListener("click", () => (demo.state = "stopping"));
+    demo.updating = previewNext();
     return demo;
   }
 
