@@ -1,4 +1,4 @@
-"""Chapter 9 exercises: training (the loss, the learning-rate schedule, weight decay)."""
+"""Chapter 9 exercises: training (the loss, the learning-rate schedule, weight decay, a learning-rate sweep)."""
 
 from __future__ import annotations
 
@@ -289,3 +289,45 @@ def check_weight_decay_split(fn) -> str:
         ],
     )
 
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4, an experiment: a learning-rate sweep.
+
+
+def check_lr_sweep(fn, trial, atol: float = 1e-3) -> str:
+    """Exercise: fn() -> {learning_rate: validation loss}, measured with trial(lr).
+
+    An experiment has no single right answer, so the checker checks the measurements:
+    at least four rates, spread over at least a factor of 100, and the best one agrees
+    with a rerun of trial(best) within atol. It names the best rate and says whether
+    both ends of the sweep are worse than it (the U shape a learning-rate sweep has).
+    """
+    name = "lr_sweep"
+    try:
+        results = fn()
+    except NotImplementedError as e:
+        return f"not attempted yet: {name}" + (f" ({e})" if str(e) else "")
+    except Exception as e:
+        raise ExerciseError(f"{name}: your function raised {type(e).__name__}: {e}") from e
+    if not isinstance(results, dict) or not all(
+        isinstance(k, (int, float)) and isinstance(v, (int, float)) for k, v in results.items()
+    ):
+        raise ExerciseError(f"{name}: not yet. Hint: return a dict {{learning_rate: validation loss}} of numbers, "
+                            f"got {type(results).__name__}")
+    rates = sorted(results)
+    if len(rates) < 4:
+        raise ExerciseError(f"{name}: not yet. Hint: try at least four learning rates; you tried {len(rates)}.")
+    if rates[0] <= 0 or rates[-1] / rates[0] < 100:
+        raise ExerciseError(f"{name}: not yet. Hint: spread the rates over at least a factor of 100 "
+                            f"(yours go from {rates[0]:g} to {rates[-1]:g}), for example 1e-4 to 1e-1.")
+    best = min(rates, key=results.get)
+    again = float(trial(best))
+    if abs(again - results[best]) > atol:
+        raise ExerciseError(f"{name}: not yet. Hint: at learning rate {best:g} you report {results[best]:.4f}, "
+                            f"but a rerun gives {again:.4f}: measure each rate with the same run "
+                            f"(no dropout, the same number of steps, a fresh model).")
+    u_shape = "both ends are worse than it" if best not in (rates[0], rates[-1]) else \
+        "it sits at an end of your sweep: extend the sweep past it to see the other side"
+    return (f"correct: {name}: {len(rates)} rates from {rates[0]:g} to {rates[-1]:g}; your best is {best:g} "
+            f"(val loss {results[best]:.2f}), and {u_shape}")
