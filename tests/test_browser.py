@@ -265,10 +265,11 @@ def open_live(browser, base, demo, width=1280):
 
 
 def type_line(page, demo, box, text):
-    """Put text in the attention explorer and wait until the page has run the model on it."""
+    """Put text in the attention explorer and wait until the page has run the model on it (or refused it)."""
+    done = page.evaluate(f"{demo}.updates")
     box.locator("input[type=text]").evaluate("(el, text) => { el.value = text; el.dispatchEvent(new Event('input')); }", text)
-    page.wait_for_function(f"{demo}.output && {demo}.output.text === {text!r} && {demo}.drawn.text === {text!r}"
-                           f" || {demo}.error", timeout=30000)
+    page.wait_for_function(f"{demo}.updates > {done}", timeout=30000)
+    assert page.evaluate(f"{demo}.error") or page.evaluate(f"{demo}.drawn.text") == text
 
 
 def drawn_colours(page, demo):

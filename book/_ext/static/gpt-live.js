@@ -225,7 +225,7 @@
         "Darker is more attention; grey squares are later characters, hidden by the causal mask." }),
       info,
     );
-    const demo = { kind: "attention", element: el, output: null, drawn: null, error: null };
+    const demo = { kind: "attention", element: el, output: null, drawn: null, error: null, updates: 0 };
 
     function draw() {
       const out = demo.output, l = Number(layer.value), h = Number(head.value);
@@ -274,6 +274,7 @@
       } catch (e) {
         demo.error = error.textContent = e.message;
       }
+      demo.updates += 1; // how many texts have been run or refused
     }
 
     let timer = null;
