@@ -73,7 +73,7 @@ def require_onnx_exporter() -> None:
         import onnxscript  # noqa: F401
     except ImportError as e:
         raise ImportError(f"exporting to ONNX needs onnx and onnxscript ({e.name} is missing): "
-                          f"pip install 'gptlib[export]'") from None
+                          f"pip install 'gpt2-shape-by-shape[export]' (or pip install onnx onnxscript)") from None
 
 
 @contextmanager
