@@ -77,8 +77,8 @@ def _head_rises() -> dict:
     """{(layer, head): second-copy loss with that head zeroed}, for the bundled induction model."""
     from ..pretrained import load_induction_model
 
-    model, _, _ = load_induction_model()
-    V, P = model.config.vocab_size, 24
+    model, _, data = load_induction_model()
+    V, P = model.config.vocab_size, data["probe_period"]
     g = torch.Generator().manual_seed(13)
     seqs = [torch.randint(V, (P,), generator=g).repeat(2) for _ in range(16)]
 
