@@ -66,14 +66,17 @@ class GPTWithAttention(nn.Module):
 def require_onnx_exporter() -> None:
     major, minor = (int(part) for part in torch.__version__.split(".")[:2])
     if (major, minor) < (2, 6):
-        raise ImportError(f"exporting to ONNX needs torch >= 2.6 (its torch.export-based exporter), "
-                          f"this is torch {torch.__version__}")
+        raise ImportError(
+            f"exporting to ONNX needs torch >= 2.6 (its torch.export-based exporter), this is torch {torch.__version__}"
+        )
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as e:
-        raise ImportError(f"exporting to ONNX needs onnx and onnxscript ({e.name} is missing): "
-                          f"pip install 'gpt2-shape-by-shape[export]' (or pip install onnx onnxscript)") from None
+        raise ImportError(
+            f"exporting to ONNX needs onnx and onnxscript ({e.name} is missing): "
+            f"pip install 'gpt2-shape-by-shape[export]' (or pip install onnx onnxscript)"
+        ) from None
 
 
 @contextmanager
@@ -106,10 +109,18 @@ def export_onnx(model: GPT, path) -> Path:
     length = torch.export.Dim("T", min=1, max=config.block_size) if example.size(1) > 1 else None
     try:
         with quiet_exporter(), torch.no_grad():
-            program = torch.export.export(wrapper, (example,), dynamic_shapes={"idx": {0: torch.export.Dim("B"), 1: length}},
-                                          strict=True)
-            torch.onnx.export(program, f=str(path), input_names=["idx"], output_names=["logits", "attention"],
-                              dynamo=True, external_data=False, verbose=False)
+            program = torch.export.export(
+                wrapper, (example,), dynamic_shapes={"idx": {0: torch.export.Dim("B"), 1: length}}, strict=True
+            )
+            torch.onnx.export(
+                program,
+                f=str(path),
+                input_names=["idx"],
+                output_names=["logits", "attention"],
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
     finally:
         model.train(was_training)
     return path
@@ -123,22 +134,26 @@ def load_char_model(ckpt=None, pretrained: str | None = None) -> tuple[GPT, Char
 
     model, tok, kind = load_for_sampling(ckpt, pretrained)
     if kind != "char":
-        raise ValueError(f"{ckpt} uses the {kind!r} tokenizer; the page's explorers need a character-level "
-                         f"model (train with --tokenizer char)")
+        raise ValueError(
+            f"{ckpt} uses the {kind!r} tokenizer; the page's explorers need a character-level "
+            f"model (train with --tokenizer char)"
+        )
     return model, tok, pretrained or checkpoint_file(ckpt).parent.name or "model"
 
 
 def real_text_windows(tok: CharTokenizer, text: str, block_size: int, count: int = 8) -> torch.Tensor:
     """Up to count windows of block_size token ids, spread over the last 10% of text (the part
     held out from training), keeping only windows whose characters are all in the vocabulary."""
-    tail = text[int(len(text) * 0.9):]
+    tail = text[int(len(text) * 0.9) :]
     known = set(tok.chars)
     step = max(1, (len(tail) - block_size) // count)
-    windows = [tail[i:i + block_size] for i in range(0, max(1, len(tail) - block_size + 1), step)]
+    windows = [tail[i : i + block_size] for i in range(0, max(1, len(tail) - block_size + 1), step)]
     windows = [w for w in windows if len(w) == block_size and set(w) <= known][:count]
     if not windows:
-        raise ValueError(f"no window of {block_size} characters of the text uses only the model's "
-                         f"{tok.vocab_size} characters; give a text the model was trained on")
+        raise ValueError(
+            f"no window of {block_size} characters of the text uses only the model's "
+            f"{tok.vocab_size} characters; give a text the model was trained on"
+        )
     return torch.tensor([tok.encode(w) for w in windows], dtype=torch.long)  # (count, block_size)
 
 
@@ -159,8 +174,9 @@ def head_roles(model: GPT, tok: CharTokenizer, text: str) -> list[dict]:
         for head in range(config.n_head):
             p, i = float(previous[layer, head]), float(induction[layer, head])
             role = "induction" if i >= ROLE_THRESHOLD else "previous-token" if p >= ROLE_THRESHOLD else "other"
-            heads.append({"layer": layer, "head": head, "role": role,
-                          "previous_token": round(p, 4), "induction": round(i, 4)})
+            heads.append(
+                {"layer": layer, "head": head, "role": role, "previous_token": round(p, 4), "induction": round(i, 4)}
+            )
     return heads
 
 
@@ -172,8 +188,10 @@ def page_meta(model: GPT, tok: CharTokenizer, onnx_path, text: str, name: str = 
     """What the page needs beside the ONNX file: vocabulary, config, head roles."""
     config = model.config
     if tok.vocab_size != config.vocab_size:
-        raise ValueError(f"the tokenizer has {tok.vocab_size} characters but the model's vocab_size is {config.vocab_size}")
-    default = DEFAULT_TEXT if set(DEFAULT_TEXT) <= set(tok.chars) else "".join(tok.chars[:config.block_size])
+        raise ValueError(
+            f"the tokenizer has {tok.vocab_size} characters but the model's vocab_size is {config.vocab_size}"
+        )
+    default = DEFAULT_TEXT if set(DEFAULT_TEXT) <= set(tok.chars) else "".join(tok.chars[: config.block_size])
     return {
         "format": FORMAT,
         "name": name,
@@ -183,7 +201,7 @@ def page_meta(model: GPT, tok: CharTokenizer, onnx_path, text: str, name: str = 
         "outputs": {"logits": "float32 [B, T, vocab_size]", "attention": "float32 [B, n_layer, n_head, T, T]"},
         "config": {k: getattr(config, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")},
         "chars": tok.chars,
-        "default_text": default[:config.block_size],
+        "default_text": default[: config.block_size],
         "role_threshold": ROLE_THRESHOLD,
         "heads": head_roles(model, tok, text),
     }
@@ -199,8 +217,9 @@ def write_page_meta(model: GPT, tok: CharTokenizer, onnx_path, text: str | None 
 
     text = read_text(shakespeare_path()) if text is None else text
     path = meta_path(onnx_path)
-    path.write_text(json.dumps(page_meta(model, tok, onnx_path, text, name), ensure_ascii=False, indent=1) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(page_meta(model, tok, onnx_path, text, name), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -243,5 +262,7 @@ def load_onnx(onnx_path) -> OnnxGPT:
     """The .onnx file and the .json beside it, ready to run with onnxruntime."""
     path = meta_path(onnx_path)
     if not path.is_file():
-        raise FileNotFoundError(f"no {path.name} beside {onnx_path}: write it with write_page_meta or `python -m gptlib export`")
+        raise FileNotFoundError(
+            f"no {path.name} beside {onnx_path}: write it with write_page_meta or `python -m gptlib export`"
+        )
     return OnnxGPT(onnx_path, json.loads(path.read_text(encoding="utf-8")))

@@ -60,7 +60,9 @@ def run_with_cache(model: GPT, idx: torch.Tensor) -> Recording:
         with torch.no_grad():
             # each attention layer's input is ln_1(x): recompute its weights from it,
             # with the book's written-out attention
-            attention = torch.stack([blocks[i].attn.attention_weights(seen[f"attn {i}"][0]) for i in range(len(blocks))])
+            attention = torch.stack(
+                [blocks[i].attn.attention_weights(seen[f"attn {i}"][0]) for i in range(len(blocks))]
+            )
     finally:
         model.train(was_training)
     resid = torch.stack([seen["embeddings"][1]] + [seen[f"block {i}"][1] for i in range(len(blocks))])

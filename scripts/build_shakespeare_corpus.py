@@ -54,5 +54,7 @@ if __name__ == "__main__":
     corpus, plays = build(Path(sys.argv[1]))
     OUT.write_text(corpus, encoding="ascii")
     print(f"{len(plays)} plays: {', '.join(plays)}")
-    print(f"{OUT}: {len(corpus):,} characters, {len(set(corpus))} distinct, "
-          f"sha256 {hashlib.sha256(corpus.encode()).hexdigest()}")
+    print(
+        f"{OUT}: {len(corpus):,} characters, {len(set(corpus))} distinct, "
+        f"sha256 {hashlib.sha256(corpus.encode()).hexdigest()}"
+    )

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from gptlib.dataset import read_text, shakespeare_path, train_val_split
 from gptlib.checkpoint import load_checkpoint, model_from_checkpoint, tokenizer_from_spec
+from gptlib.dataset import read_text, shakespeare_path, train_val_split
 
 OUT = Path(__file__).resolve().parents[1] / "gptlib" / "data" / "shakespeare" / "model.safetensors"
 
@@ -61,7 +61,10 @@ if __name__ == "__main__":
         "trainer_val_loss": last["val_loss"],
     }
     tensors = {k: v.contiguous() for k, v in ckpt["model"].items() if k != "lm_head.weight"}
-    meta = {"config": json.dumps(ckpt["model_config"]), "chars": json.dumps(ckpt["tokenizer"]["chars"]),
-            "trained": json.dumps(trained)}
+    meta = {
+        "config": json.dumps(ckpt["model_config"]),
+        "chars": json.dumps(ckpt["tokenizer"]["chars"]),
+        "trained": json.dumps(trained),
+    }
     save_file(tensors, str(OUT), metadata=meta)
     print(f"{OUT}: {OUT.stat().st_size:,} bytes; {trained}")

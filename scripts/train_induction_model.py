@@ -29,15 +29,31 @@ from pathlib import Path
 import torch
 
 from gptlib import GPT, GPTConfig
-from gptlib.interpret import induction_scores, per_position_loss, previous_token_scores, repeated_random_tokens, run_with_cache
+from gptlib.interpret import (
+    induction_scores,
+    per_position_loss,
+    previous_token_scores,
+    repeated_random_tokens,
+    run_with_cache,
+)
 from gptlib.train import TrainConfig, Trainer
 
 OUT = Path(__file__).resolve().parents[1] / "gptlib" / "data" / "induction"
 
 VOCAB = 32
 MODEL = GPTConfig(vocab_size=VOCAB, block_size=32, n_layer=2, n_head=4, n_embd=128, dropout=0.0, bias=False)
-TRAIN = TrainConfig(batch_size=128, max_iters=1000, learning_rate=3e-3, min_lr=3e-3, warmup_iters=100,
-                    lr_decay_iters=1000, weight_decay=0.0, eval_interval=10_000, eval_iters=10, seed=0)
+TRAIN = TrainConfig(
+    batch_size=128,
+    max_iters=1000,
+    learning_rate=3e-3,
+    min_lr=3e-3,
+    warmup_iters=100,
+    lr_decay_iters=1000,
+    weight_decay=0.0,
+    eval_interval=10_000,
+    eval_iters=10,
+    seed=0,
+)
 SEGMENT = (4, 12)  # the repeated segment's length, drawn uniformly from this range
 REPEATS = 2  # each segment appears between 2 and REPEATS times in a row
 BRANCHING = 4  # how many tokens may come two places after each token in a "sentence" (0: no sentences)
@@ -90,11 +106,13 @@ def probe(model: GPT, n: int = 32) -> dict:
         # attention from t to t - period + 2, two places after the earlier occurrence (t >= period)
         later.append(rec.attention.diagonal(offset=-(EVAL_PERIOD - 2), dim1=-2, dim2=-1)[..., 2:].mean(-1))
     prev, ind, later = torch.stack(prev).mean(0), torch.stack(ind).mean(0), torch.stack(later).mean(0)  # [L, H]
-    return {"first_copy_loss": round(torch.stack(first).mean().item(), 4),
-            "second_copy_loss": round(torch.stack(second).mean().item(), 4),
-            "prev_token_score_l0": round(prev[0].max().item(), 4),
-            "induction_score_l1": round(ind[1].max().item(), 4),
-            "two_after_score_l1": round(later[1].max().item(), 4)}
+    return {
+        "first_copy_loss": round(torch.stack(first).mean().item(), 4),
+        "second_copy_loss": round(torch.stack(second).mean().item(), 4),
+        "prev_token_score_l0": round(prev[0].max().item(), 4),
+        "induction_score_l1": round(ind[1].max().item(), 4),
+        "two_after_score_l1": round(later[1].max().item(), 4),
+    }
 
 
 def main() -> None:
@@ -114,19 +132,27 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=TRAIN.batch_size)
     parser.add_argument("--segment", type=int, nargs=2, default=SEGMENT, help="shortest and longest segment")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="most times a segment appears in a row")
-    parser.add_argument("--branching", type=int, default=BRANCHING, help="tokens allowed two places after each token; 0: uniform")
+    parser.add_argument(
+        "--branching", type=int, default=BRANCHING, help="tokens allowed two places after each token; 0: uniform"
+    )
     args = parser.parse_args()
     VOCAB, EVAL_PERIOD = args.vocab, args.probe_period
-    MODEL = dataclasses.replace(MODEL, block_size=args.block_size, n_embd=args.n_embd, n_head=args.n_head,
-                                vocab_size=VOCAB)
+    MODEL = dataclasses.replace(
+        MODEL, block_size=args.block_size, n_embd=args.n_embd, n_head=args.n_head, vocab_size=VOCAB
+    )
     SEGMENT, REPEATS, BRANCHING = tuple(args.segment), args.repeats, args.branching
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     table = next_token_table(g) if BRANCHING else None
     train_data, val_data = episode_stream(2_000_000, g, table), episode_stream(50_000, g, table)
-    config = dataclasses.replace(TRAIN, learning_rate=args.lr, min_lr=args.min_lr, max_iters=args.iters,
-                                 lr_decay_iters=args.iters,
-                                 batch_size=args.batch_size)
+    config = dataclasses.replace(
+        TRAIN,
+        learning_rate=args.lr,
+        min_lr=args.min_lr,
+        max_iters=args.iters,
+        lr_decay_iters=args.iters,
+        batch_size=args.batch_size,
+    )
     torch.manual_seed(config.seed)
     trainer = Trainer(GPT(MODEL), train_data, val_data, config)
     log, start = [{"step": 0, **probe(trainer.model)}], time.perf_counter()
@@ -146,9 +172,18 @@ def save(model: GPT, log: list[dict], out: Path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied: stored once
-    meta = {"config": json.dumps(dataclasses.asdict(model.config)),
-            "data": json.dumps({"vocab": VOCAB, "segment": SEGMENT, "repeats": REPEATS, "branching": BRANCHING,
-                                "probe_period": EVAL_PERIOD})}
+    meta = {
+        "config": json.dumps(dataclasses.asdict(model.config)),
+        "data": json.dumps(
+            {
+                "vocab": VOCAB,
+                "segment": SEGMENT,
+                "repeats": REPEATS,
+                "branching": BRANCHING,
+                "probe_period": EVAL_PERIOD,
+            }
+        ),
+    }
     save_file(state, str(out / "model.safetensors"), metadata=meta)
     (out / "log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in log))
     print(f"wrote {out / 'model.safetensors'} and {out / 'log.jsonl'}", flush=True)

@@ -23,7 +23,9 @@ def test_every_page_is_built_with_its_title(built_book):
 
 def test_chapters_are_numbered(built_book):
     html = (built_book / "book" / "05_many_heads.html").read_text()
-    assert re.search(r"<h1>\s*5\.\s*Many heads", html) or re.search(r"<span class=\"section-number\">5\. </span>Many heads", html)
+    assert re.search(r"<h1>\s*5\.\s*Many heads", html) or re.search(
+        r"<span class=\"section-number\">5\. </span>Many heads", html
+    )
 
 
 def test_internal_links_resolve(built_book):

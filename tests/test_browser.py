@@ -34,13 +34,25 @@ CDN = {  # what the pages ask for -> where the local copy is
 }
 LOCAL_CDN = "_cdn/"  # the local server's path for the CDN copies
 REPO = "gptlib/gpt2-shape-by-shape"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def chromium_path():
-    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
-                      shutil.which("google-chrome")):
+    for candidate in (
+        os.environ.get("CHROMIUM"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ):
         if candidate and Path(candidate).exists():
             return candidate
     return None
@@ -62,7 +74,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
     def translate_path(self, path):
         if path.lstrip("/").startswith(LOCAL_CDN):
-            target = (ASSETS / path.lstrip("/")[len(LOCAL_CDN):].split("?")[0]).resolve()
+            target = (ASSETS / path.lstrip("/")[len(LOCAL_CDN) :].split("?")[0]).resolve()
             return str(target) if target.is_relative_to(ASSETS.resolve()) else str(ASSETS / "missing")
         return super().translate_path(path)
 
@@ -86,10 +98,13 @@ def site(built_book):
     if not all(path.exists() for path in CDN.values()):
         skip_or_fail("the pages' CDN scripts are missing: run bash tests/fetch_browser_assets.sh (needs npm)")
     fetched = (ASSETS / "onnxruntime-web" / "package.json").read_text()
-    assert f'"version": "{ORT_URL.split("@")[-1].split("/")[0]}"' in fetched, \
+    assert f'"version": "{ORT_URL.split("@")[-1].split("/")[0]}"' in fetched, (
         "tests/.browser-assets has another onnxruntime-web than _config.yml names: delete it and fetch again"
+    )
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SiteHandler, directory=str(built_book)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(SiteHandler, directory=str(built_book))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}/"
     shots = built_book / "_screenshots"
@@ -110,11 +125,13 @@ def open_page(browser, base, path, width=1280):
         url = request_route.request.url
         for prefix, local in CDN.items():
             if url.startswith(prefix):  # redirected to the local server's copy
-                target = local / url[len(prefix):].split("?")[0] if local.is_dir() else local
+                target = local / url[len(prefix) :].split("?")[0] if local.is_dir() else local
                 if not target.is_file():
                     return request_route.abort()
                 local_url = base + LOCAL_CDN + target.relative_to(ASSETS).as_posix()
-                return request_route.fulfill(status=302, headers={"Location": local_url, "Access-Control-Allow-Origin": "*"})
+                return request_route.fulfill(
+                    status=302, headers={"Location": local_url, "Access-Control-Allow-Origin": "*"}
+                )
         if url.startswith(base) or url.startswith("data:"):
             return request_route.continue_()
         outside.append(url)
@@ -141,12 +158,16 @@ def test_page_renders_for_a_reader(site, page_name):
 
     assert not errors, f"console errors on {page_name}: {errors}"
     assert not outside, f"{page_name} asked for {outside}"
-    broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+    broken = page.evaluate(
+        "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+    )
     assert not broken, f"images that did not load: {broken}"
     # Figures need alt text; a live widget's own drawing is exempt (each has a static figure too).
-    no_alt = page.evaluate("Array.from(document.querySelectorAll('main img'))"
-                           ".filter(i => !i.closest('.jupyter-widgets') && (!i.alt || i.alt.endsWith('.png')))"
-                           ".map(i => i.src.slice(0, 80))")
+    no_alt = page.evaluate(
+        "Array.from(document.querySelectorAll('main img'))"
+        ".filter(i => !i.closest('.jupyter-widgets') && (!i.alt || i.alt.endsWith('.png')))"
+        ".map(i => i.src.slice(0, 80))"
+    )
     assert not no_alt, f"images without alt text: {no_alt}"
     text = page.inner_text("main")
     assert "\\frac" not in text and "\\sqrt" not in text, "raw LaTeX left on the page"
@@ -267,7 +288,9 @@ def open_live(browser, base, demo, width=1280):
 def type_line(page, demo, box, text):
     """Put text in the attention explorer and wait until the page has run the model on it (or refused it)."""
     done = page.evaluate(f"{demo}.updates")
-    box.locator("input[type=text]").evaluate("(el, text) => { el.value = text; el.dispatchEvent(new Event('input')); }", text)
+    box.locator("input[type=text]").evaluate(
+        "(el, text) => { el.value = text; el.dispatchEvent(new Event('input')); }", text
+    )
     page.wait_for_function(f"{demo}.updates > {done}", timeout=30000)
     assert page.evaluate(f"{demo}.error") or page.evaluate(f"{demo}.drawn.text") == text
 
@@ -292,7 +315,7 @@ def test_live_attention_equals_gptlib(site, shakespeare):
     model, tok = shakespeare
     config = model.config
     page, errors, outside, demo, box = open_live(browser, base, "attention")
-    line = LINE[:config.block_size]
+    line = LINE[: config.block_size]
     type_line(page, demo, box, line)
     assert page.evaluate(f"{demo}.error") is None
     idx = torch.tensor([tok.encode(line)])
@@ -315,7 +338,9 @@ def test_live_attention_equals_gptlib(site, shakespeare):
         torch.testing.assert_close(torch.tensor(drawn["weights"]).view(T, T), expected[layer, head], atol=1e-4, rtol=0)
         pixels = torch.tensor(drawn_colours(page, demo), dtype=torch.float64)  # [T, T, 3]
         below = torch.ones(T, T, dtype=torch.bool).tril()
-        assert (pixels[~below] == torch.tensor(MASKED, dtype=torch.float64)).all(), "later positions are not drawn as masked"
+        assert (pixels[~below] == torch.tensor(MASKED, dtype=torch.float64)).all(), (
+            "later positions are not drawn as masked"
+        )
         from_red = (255 - pixels[..., 0]) / (255 - DARK[0])  # the weight each square's colour stands for
         assert (from_red[below] - expected[layer, head][below].double()).abs().max() < 0.01
         image = box.locator("canvas").evaluate("c => c.toDataURL()")
@@ -367,14 +392,16 @@ def test_live_greedy_generation_equals_gptlib(site, shakespeare):
     n = model.config.block_size + 8  # past the context: the window slides, as in gptlib
     text = generate_in_page(page, demo, box, PROMPT, 0, n)
     idx = torch.tensor([tok.encode(PROMPT)])
-    expected = tok.decode(generate(model, idx, n, temperature=0)[0, idx.size(1):].tolist())
+    expected = tok.decode(generate(model, idx, n, temperature=0)[0, idx.size(1) :].tolist())
     assert text == expected
     with torch.no_grad():
         logits, _ = model(idx)
     torch.testing.assert_close(torch.tensor(page.evaluate(f"{demo}.firstLogits")), logits[0, -1], atol=1e-4, rtol=0)
     bars = box.locator(".gpt-live-bar")
     assert bars.count() == 1 and box.locator(".gpt-live-chosen .gpt-live-bar-value").inner_text() == "1.000"
-    assert box.locator(".gpt-live-chosen .gpt-live-bar-char").inner_text() == {" ": "\u2423", "\n": "\u21b5"}.get(expected[-1], expected[-1])
+    assert box.locator(".gpt-live-chosen .gpt-live-bar-char").inner_text() == {" ": "\u2423", "\n": "\u21b5"}.get(
+        expected[-1], expected[-1]
+    )
     assert box.locator(".gpt-live-prompt").inner_text() == PROMPT
 
     # Sampling: a full run, with the distribution drawn at each step.
@@ -402,15 +429,28 @@ def test_live_sampling_equals_next_token_probs(site):
     browser, base, _ = site
     page, errors, _, _, _ = open_live(browser, base, "generate")
     generator = torch.Generator().manual_seed(0)
-    for temperature, top_k, top_p in [(1.0, None, None), (0.7, 5, None), (1.3, None, 0.9), (0.8, 10, 0.5),
-                                      (0.0, None, None), (2.0, 1, 0.3), (0.5, 83, 1.0)]:
+    for temperature, top_k, top_p in [
+        (1.0, None, None),
+        (0.7, 5, None),
+        (1.3, None, 0.9),
+        (0.8, 10, 0.5),
+        (0.0, None, None),
+        (2.0, 1, 0.3),
+        (0.5, 83, 1.0),
+    ]:
         logits = 3 * torch.randn(83, generator=generator, dtype=torch.float64)
         logits[7] = logits[3]  # a tie: top-k keeps both or neither
-        probs = page.evaluate("([l, t, k, p]) => __gptLive.nextTokenProbs(l, t, k, p)",
-                              [logits.tolist(), temperature, top_k, top_p])
+        probs = page.evaluate(
+            "([l, t, k, p]) => __gptLive.nextTokenProbs(l, t, k, p)", [logits.tolist(), temperature, top_k, top_p]
+        )
         expected = next_token_probs(logits[None], temperature, top_k, top_p)[0]
-        torch.testing.assert_close(torch.tensor(probs, dtype=torch.float64), expected, atol=1e-9, rtol=0,
-                                   msg=f"temperature {temperature}, top_k {top_k}, top_p {top_p}")
+        torch.testing.assert_close(
+            torch.tensor(probs, dtype=torch.float64),
+            expected,
+            atol=1e-9,
+            rtol=0,
+            msg=f"temperature {temperature}, top_k {top_k}, top_p {top_p}",
+        )
     assert not errors
     page.close()
 
@@ -421,8 +461,10 @@ def test_live_explorers_fit_a_phone(site, demo):
     page, errors, _, _, box = open_live(browser, base, demo, width=390)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the {demo} explorer makes the page {overflow}px wider than a 390px phone"
-    right = box.evaluate("el => Math.max(...[...el.querySelectorAll('*')].filter(c => !c.closest('.gpt-live-canvas-box'))"
-                         ".map(c => c.getBoundingClientRect().right))")
+    right = box.evaluate(
+        "el => Math.max(...[...el.querySelectorAll('*')].filter(c => !c.closest('.gpt-live-canvas-box'))"
+        ".map(c => c.getBoundingClientRect().right))"
+    )
     assert right <= 390, f"a control of the {demo} explorer reaches {right}px"
     box.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / f"live-{demo}-390px.png"))

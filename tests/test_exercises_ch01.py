@@ -111,7 +111,12 @@ def test_untouched_stubs_are_not_attempted_yet():
     def stub(*args):
         raise NotImplementedError("fill me in")
 
-    for checker in (ch01.check_make_windows, ch01.check_tokens_per_word, ch01.check_num_offsets, ch01.check_apply_merges):
+    for checker in (
+        ch01.check_make_windows,
+        ch01.check_tokens_per_word,
+        ch01.check_num_offsets,
+        ch01.check_apply_merges,
+    ):
         result = checker(stub)
         assert result.startswith("not attempted yet") and "correct" not in result
 

@@ -51,9 +51,7 @@ def test_a_float_mask_with_the_right_values_is_told_to_be_bool():
 
 def test_masked_softmax_reference_is_accepted():
     assert ch04.check_masked_softmax(ch04.masked_softmax).startswith("correct")
-    assert ch04.check_masked_softmax(
-        lambda s, m: torch.softmax(s.masked_fill(~m, -1e9), dim=-1)
-    ).startswith("correct")
+    assert ch04.check_masked_softmax(lambda s, m: torch.softmax(s.masked_fill(~m, -1e9), dim=-1)).startswith("correct")
 
 
 @pytest.mark.parametrize(
@@ -81,7 +79,12 @@ def test_untouched_stubs_are_not_attempted_yet():
     def stub(*args):
         raise NotImplementedError("your code here")
 
-    for checker in (ch04.check_allowed_pairs, ch04.check_build_causal_mask, ch04.check_masked_softmax, ch04.check_first_leak):
+    for checker in (
+        ch04.check_allowed_pairs,
+        ch04.check_build_causal_mask,
+        ch04.check_masked_softmax,
+        ch04.check_first_leak,
+    ):
         result = checker(stub)
         assert result.startswith("not attempted yet") and "correct" not in result
 

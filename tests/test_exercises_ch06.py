@@ -58,8 +58,10 @@ def test_param_count_mistakes_get_their_hints(wrong, hint):
     "wrong, hint",
     [
         (lambda x, w1, b1, w2, b2: (x @ w1.T + b1) @ w2.T + b2, "GELU between the two layers is missing"),
-        (lambda x, w1, b1, w2, b2: F.gelu(F.gelu(x @ w1.T + b1, approximate="tanh") @ w2.T + b2, approximate="tanh"),
-         "not after c_proj"),
+        (
+            lambda x, w1, b1, w2, b2: F.gelu(F.gelu(x @ w1.T + b1, approximate="tanh") @ w2.T + b2, approximate="tanh"),
+            "not after c_proj",
+        ),
         (lambda x, w1, b1, w2, b2: F.gelu(x @ w1.T, approximate="tanh") @ w2.T + b2, "c_fc has a bias too"),
         (lambda x, w1, b1, w2, b2: F.gelu(x @ w1.T + b1) @ w2.T + b2, "tanh form"),
     ],

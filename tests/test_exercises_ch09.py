@@ -57,8 +57,17 @@ def test_cross_entropy_other_correct_answers_are_accepted(correct):
         (lambda lg, t: -F.log_softmax(lg, dim=-1).mean(), "every character of the vocabulary"),
         (lambda lg, t: F.cross_entropy(lg, t), "Flatten first"),
     ],
-    ids=["no-minus", "raw-logits", "no-log", "wrong-dim", "sum", "no-reduction", "batch-mean", "all-vocab",
-         "not-flattened"],
+    ids=[
+        "no-minus",
+        "raw-logits",
+        "no-log",
+        "wrong-dim",
+        "sum",
+        "no-reduction",
+        "batch-mean",
+        "all-vocab",
+        "not-flattened",
+    ],
 )
 def test_cross_entropy_mistakes_get_their_hints(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
@@ -115,12 +124,24 @@ def _warm(step, hi, warmup):
     [
         (lambda s, hi, lo, w, d: _cos(s, hi, lo, 0, d), "there is no warmup"),
         (lambda s, hi, lo, w, d: hi * s / w if s < w else _cos(s, hi, lo, w, d), "your warmup starts at 0"),
-        (lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else _cos(s, hi, lo, 0, d), "the cosine runs over the wrong range"),
-        (lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else _cos(s, hi, 0.0, w, d), "the rate decays to 0; it should decay to min_lr"),
-        (lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else lo + (hi - lo) * (1 + math.cos(math.pi * (s - w) / (d - w))) / 2,
-         "the rate climbs again"),
-        (lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else lo + (hi - lo) * (1 - min((s - w) / (d - w), 1.0)),
-         "straight-line decay"),
+        (
+            lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else _cos(s, hi, lo, 0, d),
+            "the cosine runs over the wrong range",
+        ),
+        (
+            lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else _cos(s, hi, 0.0, w, d),
+            "the rate decays to 0; it should decay to min_lr",
+        ),
+        (
+            lambda s, hi, lo, w, d: (
+                _warm(s, hi, w) if s < w else lo + (hi - lo) * (1 + math.cos(math.pi * (s - w) / (d - w))) / 2
+            ),
+            "the rate climbs again",
+        ),
+        (
+            lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else lo + (hi - lo) * (1 - min((s - w) / (d - w), 1.0)),
+            "straight-line decay",
+        ),
     ],
     ids=["no-warmup", "warmup-from-zero", "cosine-range", "to-zero", "no-floor", "linear"],
 )
@@ -177,7 +198,10 @@ def _split(rule, remove_duplicate=True):
     [
         (_split(lambda n, p: True), "you decay every parameter"),
         (_split(lambda n, p: n.endswith("weight")), "Decide by shape, not by name"),
-        (_split(lambda n, p: p.dim() == 2 and "wte" not in n and "wpe" not in n), "embeddings wte and wpe are matrices"),
+        (
+            _split(lambda n, p: p.dim() == 2 and "wte" not in n and "wpe" not in n),
+            "embeddings wte and wpe are matrices",
+        ),
         (_split(lambda n, p: p.dim() == 1), "the two groups are swapped"),
         (_split(lambda n, p: p.dim() >= 2, remove_duplicate=False), "List each tensor once"),
     ],

@@ -16,6 +16,7 @@ def _prefixed(name):
 def _stub(*args):
     raise NotImplementedError("fill me in")
 
+
 # ---------------------------------------------------------------------------
 # Exercise 1: needs_transpose
 
@@ -62,8 +63,9 @@ def test_needs_transpose_unknown_wrong_answer_fails_clearly():
 def test_conv1d_forward_reference_is_accepted():
     assert ch11.check_conv1d_forward(ch11.conv1d_forward).startswith("correct")
     assert ch11.check_conv1d_forward(lambda x, w, b: F.linear(x, w.t(), b)).startswith("correct")
-    assert ch11.check_conv1d_forward(lambda x, w, b: torch.addmm(b, x.reshape(-1, w.size(0)), w).reshape(
-        *x.shape[:-1], w.size(1))).startswith("correct")
+    assert ch11.check_conv1d_forward(
+        lambda x, w, b: torch.addmm(b, x.reshape(-1, w.size(0)), w).reshape(*x.shape[:-1], w.size(1))
+    ).startswith("correct")
 
 
 @pytest.mark.parametrize(

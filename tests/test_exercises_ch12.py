@@ -80,9 +80,9 @@ def N(c):
 
 def test_training_reference_and_whole_floats_are_accepted():
     assert ch12.check_training_flops_per_token(ch12.training_flops_per_token).startswith("correct")
-    assert ch12.check_training_flops_per_token(
-        lambda c, T: float(6 * N(c) + 12 * c.n_layer * T * c.n_embd)
-    ).startswith("correct")
+    assert ch12.check_training_flops_per_token(lambda c, T: float(6 * N(c) + 12 * c.n_layer * T * c.n_embd)).startswith(
+        "correct"
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,11 +95,23 @@ def test_training_reference_and_whole_floats_are_accepted():
         (lambda c, T: 6 * N(c) + 6 * c.n_layer * T * c.n_embd, "the causal mask allows"),
         (lambda c, T: 6 * N(c) + 12 * c.n_layer * T * T * c.n_embd, "for the whole sequence"),
         (lambda c, T: 6 * 12 * c.n_layer * c.n_embd**2 + 12 * c.n_layer * T * c.n_embd, "lm_head is missing"),
-        (lambda c, T: 6 * (N(c) + c.vocab_size * c.n_embd) + 12 * c.n_layer * T * c.n_embd, "counted the token matrix twice"),
+        (
+            lambda c, T: 6 * (N(c) + c.vocab_size * c.n_embd) + 12 * c.n_layer * T * c.n_embd,
+            "counted the token matrix twice",
+        ),
         (lambda c, T: 6 * (N(c) + c.block_size * c.n_embd) + 12 * c.n_layer * T * c.n_embd, "wpe is a lookup table"),
     ],
-    ids=["forward-only", "2N", "no-attention", "attention-once", "causal-half", "per-sequence", "no-lm_head",
-         "wte-twice", "with-wpe"],
+    ids=[
+        "forward-only",
+        "2N",
+        "no-attention",
+        "attention-once",
+        "causal-half",
+        "per-sequence",
+        "no-lm_head",
+        "wte-twice",
+        "with-wpe",
+    ],
 )
 def test_training_mistakes_get_their_hints(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):

@@ -14,8 +14,7 @@ import torch
 from gptlib import GPT, GPTConfig
 from gptlib.cli import main
 from gptlib.dataset import read_text, shakespeare_path
-from gptlib.export import (FORMAT, ROLE_THRESHOLD, export_onnx, load_char_model, load_onnx, real_text_windows,
-                           sha256_of)
+from gptlib.export import FORMAT, ROLE_THRESHOLD, export_onnx, load_char_model, load_onnx, real_text_windows, sha256_of
 from gptlib.interpret import attention_patterns, previous_token_scores
 from gptlib.pretrained import load_shakespeare_char
 from gptlib.train import run_training
@@ -64,7 +63,7 @@ def prompts(tok, block_size):
     """Real lines of the corpus, cut to several lengths up to block_size."""
     text = read_text(shakespeare_path())
     start = text.index("ROMEO")
-    known = "".join(c for c in text[start:start + 4 * block_size] if c in tok.stoi)
+    known = "".join(c for c in text[start : start + 4 * block_size] if c in tok.stoi)
     return [known[:n] for n in sorted({1, 2, 9, block_size // 2 + 3, block_size})]
 
 
@@ -78,7 +77,9 @@ def test_logits_and_attention_equal_gptlib(exported, bundled):
 
 def test_a_batch_of_several_sequences(exported, bundled):
     model, _ = bundled
-    idx = torch.randint(model.config.vocab_size, (3, model.config.block_size // 2), generator=torch.Generator().manual_seed(1))
+    idx = torch.randint(
+        model.config.vocab_size, (3, model.config.block_size // 2), generator=torch.Generator().manual_seed(1)
+    )
     assert_same_as_gptlib(load_onnx(exported), model, idx)
 
 
@@ -112,13 +113,22 @@ def test_page_meta_describes_the_model(exported, bundled):
     assert meta["format"] == FORMAT and meta["onnx"] == exported.name
     assert meta["onnx_sha256"] == sha256_of(exported)
     assert meta["chars"] == tok.chars and len(meta["chars"]) == config.vocab_size
-    assert meta["config"] == {k: getattr(config, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")}
+    assert meta["config"] == {
+        k: getattr(config, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
+    }
     assert 1 <= len(meta["default_text"]) <= config.block_size and set(meta["default_text"]) <= set(tok.chars)
     heads = meta["heads"]
-    assert [(h["layer"], h["head"]) for h in heads] == [(l, h) for l in range(config.n_layer) for h in range(config.n_head)]
+    assert [(h["layer"], h["head"]) for h in heads] == [
+        (layer, head) for layer in range(config.n_layer) for head in range(config.n_head)
+    ]
     for h in heads:
-        expected = ("induction" if h["induction"] >= ROLE_THRESHOLD
-                    else "previous-token" if h["previous_token"] >= ROLE_THRESHOLD else "other")
+        expected = (
+            "induction"
+            if h["induction"] >= ROLE_THRESHOLD
+            else "previous-token"
+            if h["previous_token"] >= ROLE_THRESHOLD
+            else "other"
+        )
         assert h["role"] == expected, h
 
 
@@ -142,7 +152,7 @@ def test_export_a_model_the_reader_trained(tmp_path):
     assert code == 0, err
     model, tok, name = load_char_model(tmp_path / "run")
     assert name == "run" and json.loads(onnx_path.with_suffix(".json").read_text())["chars"] == tok.chars
-    idx = torch.tensor([tok.encode(read_text(text)[500:500 + model.config.block_size])])
+    idx = torch.tensor([tok.encode(read_text(text)[500 : 500 + model.config.block_size])])
     assert_same_as_gptlib(load_onnx(onnx_path), model, idx)
 
 
@@ -150,8 +160,10 @@ def test_clear_errors_before_exporting(tmp_path):
     with pytest.raises(TypeError, match="needs a gptlib GPT"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx")
     tiny = GPT(GPTConfig.from_preset("tiny"))
-    torch.save({"model": tiny.state_dict(), "model_config": vars(tiny.config), "step": 0, "tokenizer": {"kind": "gpt2"}},
-               tmp_path / "ckpt.pt")
+    torch.save(
+        {"model": tiny.state_dict(), "model_config": vars(tiny.config), "step": 0, "tokenizer": {"kind": "gpt2"}},
+        tmp_path / "ckpt.pt",
+    )
     code, _, err = run_cli("export", "--ckpt", str(tmp_path), "--onnx", str(tmp_path / "x.onnx"))
     assert code == 2 and "uses the 'gpt2' tokenizer; the page's explorers need a character-level model" in err
     assert not (tmp_path / "x.onnx").exists()

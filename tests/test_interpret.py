@@ -104,7 +104,10 @@ def test_head_scores_on_patterns_built_by_hand():
     first = torch.zeros(T, T)
     first[:, 0] = 1.0
     patterns = torch.stack([prev, uniform, first])[None]  # [1, 3, T, T]
-    torch.testing.assert_close(previous_token_scores(patterns), torch.tensor([[1.0, sum(1 / (t + 1) for t in range(1, T)) / (T - 1), 1 / (T - 1)]]))
+    torch.testing.assert_close(
+        previous_token_scores(patterns),
+        torch.tensor([[1.0, sum(1 / (t + 1) for t in range(1, T)) / (T - 1), 1 / (T - 1)]]),
+    )
     torch.testing.assert_close(first_position_scores(patterns)[0, 2], torch.tensor(1.0))
     torch.testing.assert_close(first_position_scores(patterns)[0, 0], torch.tensor(1 / (T - 1)))
 

@@ -12,8 +12,9 @@ knows, and when the reader's output matches one of them it says which, as a hint
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
 import functools
+
+import torch
 
 from ..tokenizer import bpe_file, gpt2_tokenizer
 from . import Mistake, check, whole_number
@@ -91,8 +91,7 @@ def check_tokens_per_word(fn) -> str:
         mistakes=[
             Mistake(
                 lambda s: len(s) / len(s.split()),
-                "that counts characters per word. Count tokens instead: "
-                "len(gpt2_tokenizer().encode(text)).",
+                "that counts characters per word. Count tokens instead: len(gpt2_tokenizer().encode(text)).",
             ),
             Mistake(
                 lambda s: len(s.encode("utf-8")) / len(s.split()),
@@ -229,7 +228,9 @@ def check_apply_merges(fn) -> str:
                 "learned and the first applied: take the minimum.",
             ),
             Mistake(
-                lambda pieces, ranks: _merge_pair(tuple(pieces), min((ranks[p], p) for p in zip(pieces, pieces[1:]) if p in ranks)[1]),
+                lambda pieces, ranks: _merge_pair(
+                    tuple(pieces), min((ranks[p], p) for p in zip(pieces, pieces[1:]) if p in ranks)[1]
+                ),
                 "you stopped after one merge. Keep merging until no adjacent pair has a rank.",
             ),
         ],

@@ -23,7 +23,9 @@ def check_allowed_pairs(fn) -> str:
         cases=[(1,), (2,), (512,), (1024,)],
         mistakes=[
             Mistake(lambda T: T * (T - 1) // 2, "each position may also look at itself: count the diagonal."),
-            Mistake(lambda T: T * T, "that is every pair; the mask hides the pairs where the key comes after the query."),
+            Mistake(
+                lambda T: T * T, "that is every pair; the mask hides the pairs where the key comes after the query."
+            ),
             Mistake(lambda T: T * T // 2, "half of T x T misses the diagonal's half: the diagonal is fully allowed."),
         ],
     )

@@ -74,7 +74,9 @@ def check_mlp_param_count(fn) -> str:
         mlp_param_count,
         cases=_SIZES,
         mistakes=[
-            Mistake(lambda n: 8 * n * n, "you counted the weights only: each nn.Linear also has a bias, one per output."),
+            Mistake(
+                lambda n: 8 * n * n, "you counted the weights only: each nn.Linear also has a bias, one per output."
+            ),
             Mistake(
                 lambda n: 8 * n * n + 2 * n,
                 "c_fc's bias has one entry per output, and c_fc has 4 * n_embd outputs.",

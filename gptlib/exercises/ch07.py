@@ -7,9 +7,9 @@ import math
 import torch
 from torch import nn
 
-from . import Mistake, check
 from ..attention import CausalSelfAttention
 from ..layers import MLP, LayerNorm
+from . import Mistake, check
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -24,7 +24,12 @@ def _ln_inputs() -> list[tuple]:
     cases = []
     # (shape, scale of x, eps): a small last dim makes the biased/unbiased difference large,
     # a tiny scale makes eps matter, and a different eps checks that eps is used.
-    for shape, scale, eps in [((2, 5, 8), 3.0, 1e-5), ((1, 4, 768), 1.0, 1e-5), ((2, 3, 16), 1e-3, 1e-5), ((3, 2, 12), 0.1, 1e-2)]:
+    for shape, scale, eps in [
+        ((2, 5, 8), 3.0, 1e-5),
+        ((1, 4, 768), 1.0, 1e-5),
+        ((2, 3, 16), 1e-3, 1e-5),
+        ((3, 2, 12), 0.1, 1e-2),
+    ]:
         C = shape[-1]
         x = scale * torch.randn(*shape, generator=g, dtype=torch.float64) + 0.5
         weight = 1.0 + 0.5 * torch.randn(C, generator=g, dtype=torch.float64)
@@ -59,8 +64,7 @@ def check_layer_norm(fn) -> str:
             ),
             Mistake(
                 lambda x, w, b, eps: _normalize(x, w, b, eps, dim=1),
-                "normalize over the last dimension (dim=-1, the C features of each position), "
-                "not over the positions.",
+                "normalize over the last dimension (dim=-1, the C features of each position), not over the positions.",
             ),
             Mistake(
                 lambda x, w, b, eps: _normalize(x, w, b, eps, dim=0),

@@ -8,7 +8,6 @@ from ..config import GPTConfig
 from ..model import GPT
 from . import Mistake, check, whole_number
 
-
 # ---------------------------------------------------------------------------
 # Exercise 1: count the parameters of a GPT from its configuration alone.
 
@@ -137,8 +136,7 @@ def check_attention_memory_bytes(fn) -> str:
             ),
             Mistake(
                 lambda c, T, n: c.n_layer * T * T * n,
-                "that is one matrix per layer. Every head computes its own T x T matrix: "
-                "multiply by n_head.",
+                "that is one matrix per layer. Every head computes its own T x T matrix: multiply by n_head.",
             ),
             Mistake(
                 lambda c, T, n: c.n_layer * c.n_head * T * T,
@@ -233,8 +231,7 @@ def check_forward_by_hand(fn) -> str:
         mistakes=[
             Mistake(
                 wrong(_without_ln_f),
-                "the final LayerNorm is missing: apply model.transformer.ln_f after the last block, "
-                "before lm_head.",
+                "the final LayerNorm is missing: apply model.transformer.ln_f after the last block, before lm_head.",
             ),
             Mistake(
                 wrong(_without_positions),

@@ -73,8 +73,7 @@ def check_cross_entropy_by_hand(fn) -> str:
             ),
             Mistake(
                 lambda lg, t: -_pick(torch.softmax(lg, dim=-1), t).mean(),
-                "you averaged the probabilities of the targets; the loss averages their negative LOG: "
-                "-log p(target).",
+                "you averaged the probabilities of the targets; the loss averages their negative LOG: -log p(target).",
             ),
             Mistake(
                 lambda lg, t: -_pick(F.log_softmax(lg, dim=1), t).mean(),
@@ -290,7 +289,6 @@ def check_weight_decay_split(fn) -> str:
     )
 
 
-
 # ---------------------------------------------------------------------------
 # Exercise 4, an experiment: a learning-rate sweep.
 
@@ -313,21 +311,32 @@ def check_lr_sweep(fn, trial, atol: float = 1e-3) -> str:
     if not isinstance(results, dict) or not all(
         isinstance(k, (int, float)) and isinstance(v, (int, float)) for k, v in results.items()
     ):
-        raise ExerciseError(f"{name}: not yet. Hint: return a dict {{learning_rate: validation loss}} of numbers, "
-                            f"got {type(results).__name__}")
+        raise ExerciseError(
+            f"{name}: not yet. Hint: return a dict {{learning_rate: validation loss}} of numbers, "
+            f"got {type(results).__name__}"
+        )
     rates = sorted(results)
     if len(rates) < 4:
         raise ExerciseError(f"{name}: not yet. Hint: try at least four learning rates; you tried {len(rates)}.")
     if rates[0] <= 0 or rates[-1] / rates[0] < 100:
-        raise ExerciseError(f"{name}: not yet. Hint: spread the rates over at least a factor of 100 "
-                            f"(yours go from {rates[0]:g} to {rates[-1]:g}), for example 1e-4 to 1e-1.")
+        raise ExerciseError(
+            f"{name}: not yet. Hint: spread the rates over at least a factor of 100 "
+            f"(yours go from {rates[0]:g} to {rates[-1]:g}), for example 1e-4 to 1e-1."
+        )
     best = min(rates, key=results.get)
     again = float(trial(best))
     if abs(again - results[best]) > atol:
-        raise ExerciseError(f"{name}: not yet. Hint: at learning rate {best:g} you report {results[best]:.4f}, "
-                            f"but a rerun gives {again:.4f}: measure each rate with the same run "
-                            f"(no dropout, the same number of steps, a fresh model).")
-    u_shape = "both ends are worse than it" if best not in (rates[0], rates[-1]) else \
-        "it sits at an end of your sweep: extend the sweep past it to see the other side"
-    return (f"correct: {name}: {len(rates)} rates from {rates[0]:g} to {rates[-1]:g}; your best is {best:g} "
-            f"(val loss {results[best]:.2f}), and {u_shape}")
+        raise ExerciseError(
+            f"{name}: not yet. Hint: at learning rate {best:g} you report {results[best]:.4f}, "
+            f"but a rerun gives {again:.4f}: measure each rate with the same run "
+            f"(no dropout, the same number of steps, a fresh model)."
+        )
+    u_shape = (
+        "both ends are worse than it"
+        if best not in (rates[0], rates[-1])
+        else "it sits at an end of your sweep: extend the sweep past it to see the other side"
+    )
+    return (
+        f"correct: {name}: {len(rates)} rates from {rates[0]:g} to {rates[-1]:g}; your best is {best:g} "
+        f"(val loss {results[best]:.2f}), and {u_shape}"
+    )

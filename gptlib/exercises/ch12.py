@@ -14,8 +14,6 @@ full T x T matrix even where the causal mask hides it.
 
 from __future__ import annotations
 
-import torch
-
 from ..config import GPTConfig
 from . import Mistake, check, whole_number
 
@@ -109,8 +107,7 @@ def check_training_flops_per_token(fn) -> str:
             ),
             Mistake(
                 lambda c, T: 6 * (N(c) + c.block_size * c.n_embd) + 12 * L_T_C(c, T),
-                "wpe is a lookup table: adding a position's row costs no multiplications, so it is "
-                "not part of N.",
+                "wpe is a lookup table: adding a position's row costs no multiplications, so it is not part of N.",
             ),
         ],
     )
@@ -198,8 +195,9 @@ def generation_flops(config: GPTConfig, prompt_len: int, n_new: int, kv_cache: b
     return total
 
 
-def _generation_variant(config, prompt_len, n_new, kv_cache, *, shift=0, first_full=True, attention=True,
-                        cache_works=True):
+def _generation_variant(
+    config, prompt_len, n_new, kv_cache, *, shift=0, first_full=True, attention=True, cache_works=True
+):
     N, L, C = matmul_params(config), config.n_layer, config.n_embd
     total = 0
     for s in range(n_new):

@@ -65,8 +65,7 @@ def check_induction_scores(fn) -> str:
             ),
             Mistake(
                 lambda p, period: diagonal_mean(p, period - 1, period - 1),
-                "start at t = period: row period - 1 is still inside the first copy, where nothing "
-                "has repeated yet.",
+                "start at t = period: row period - 1 is still inside the first copy, where nothing has repeated yet.",
             ),
         ],
     )
@@ -105,7 +104,10 @@ def check_most_needed_head(fn) -> str:
         lambda: most,
         cases=[()],
         mistakes=[
-            Mistake(lambda: least, "zeroing that head changes the second copy least: take the largest rise, not the smallest."),
+            Mistake(
+                lambda: least,
+                "zeroing that head changes the second copy least: take the largest rise, not the smallest.",
+            ),
             Mistake(
                 lambda: best_elsewhere,
                 f"that head matters, but it is not the one copying needs most; compare all heads of both layers "
