@@ -68,7 +68,9 @@ def test_top_k_filter_accepts_a_scatter_answer():
     "wrong, hint",
     [
         (
-            lambda z, k: z.masked_fill(z < torch.topk(z, min(k + 1, z.size(-1)), dim=-1).values[..., -1:], float("-inf")),
+            lambda z, k: z.masked_fill(
+                z < torch.topk(z, min(k + 1, z.size(-1)), dim=-1).values[..., -1:], float("-inf")
+            ),
             "you kept k \\+ 1 logits",
         ),
         (
@@ -84,7 +86,9 @@ def test_top_k_filter_accepts_a_scatter_answer():
             "a removed logit must be -inf",
         ),
         (
-            lambda z, k: torch.softmax(z.masked_fill(z < torch.topk(z, k, dim=-1).values[..., -1:], float("-inf")), dim=-1),
+            lambda z, k: torch.softmax(
+                z.masked_fill(z < torch.topk(z, k, dim=-1).values[..., -1:], float("-inf")), dim=-1
+            ),
             "return the filtered logits",
         ),
     ],
@@ -218,7 +222,6 @@ def test_greedy_generate_mistakes_get_their_hints(wrong, hint):
 def test_a_stub_that_returns_the_prompt_fails_on_shape():
     with pytest.raises(ExerciseError, match="expected shape"):
         ch10.check_greedy_generate(lambda model, idx, n: idx)
-
 
 
 def test_the_shakespeare_case_runs_past_the_models_window():

@@ -56,9 +56,7 @@ def check_embed(fn) -> str:
                 "positions start at 0: the first token uses row 0 of wpe, so pos = torch.arange(T).",
             ),
             Mistake(
-                lambda idx, wte, wpe: torch.cat(
-                    [wte[idx], wpe[: idx.shape[1]].expand(idx.shape[0], -1, -1)], dim=-1
-                ),
+                lambda idx, wte, wpe: torch.cat([wte[idx], wpe[: idx.shape[1]].expand(idx.shape[0], -1, -1)], dim=-1),
                 "the two embeddings are added, not concatenated: x keeps C dimensions.",
             ),
         ],
@@ -74,9 +72,7 @@ def embedding_params(config: GPTConfig) -> int:
     return config.vocab_size * config.n_embd + config.block_size * config.n_embd
 
 
-PRESET_CASES = [
-    (GPTConfig.from_preset(name),) for name in ("gpt2-512", "gpt2", "shakespeare-char", "tiny", "gpt2-xl")
-]
+PRESET_CASES = [(GPTConfig.from_preset(name),) for name in ("gpt2-512", "gpt2", "shakespeare-char", "tiny", "gpt2-xl")]
 
 
 def check_embedding_params(fn) -> str:

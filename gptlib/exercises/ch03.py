@@ -1,8 +1,8 @@
 """Chapter 3 exercises: one attention head.
 
-    >>> from gptlib.exercises import ch03
-    >>> ch03.check_attention_scores(ch03.attention_scores)
-    'correct: attention_scores agrees with the reference on 3 inputs'
+>>> from gptlib.exercises import ch03
+>>> ch03.check_attention_scores(ch03.attention_scores)
+'correct: attention_scores agrees with the reference on 3 inputs'
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 import torch
 
 from ..attention import scaled_dot_product_attention
-from . import ExerciseError, Mistake, check
+from . import Mistake, check
 
 
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -96,7 +96,9 @@ def check_softmax_rows(fn) -> str:
                 "your columns sum to 1, not your rows: normalise over the last dimension, dim=-1.",
             ),
             Mistake(
-                lambda s: (s - s.amax(dim=-1, keepdim=True)).exp() / (s - s.amax(dim=-1, keepdim=True)).exp().sum(dim=-1),
+                lambda s: (
+                    (s - s.amax(dim=-1, keepdim=True)).exp() / (s - s.amax(dim=-1, keepdim=True)).exp().sum(dim=-1)
+                ),
                 "sum(dim=-1) without keepdim=True has lost a dimension, so the division broadcasts the wrong way: "
                 "add keepdim=True.",
             ),

@@ -1,8 +1,8 @@
 """Chapter 5 exercises: many heads.
 
-    >>> from gptlib.exercises import ch05
-    >>> ch05.check_head_size(lambda config: config.n_embd // config.n_head)
-    'correct: head_size agrees with the reference on 7 inputs'
+>>> from gptlib.exercises import ch05
+>>> ch05.check_head_size(lambda config: config.n_embd // config.n_head)
+'correct: head_size agrees with the reference on 7 inputs'
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import torch
 from ..attention import merge_heads, split_heads
 from ..config import GPTConfig
 from . import ExerciseError, Mistake, check
-
 
 # -- Exercise 1: the head size -------------------------------------------------------
 
@@ -48,6 +47,8 @@ def check_head_size(fn) -> str:
             ),
         ],
     )
+    if not result.startswith("correct"):  # an untouched stub: nothing more to check
+        return result
     for (config,) in cases:
         value = fn(config)
         if isinstance(value, bool) or not isinstance(value, int):

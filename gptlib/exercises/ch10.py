@@ -251,10 +251,11 @@ def _generation_cases() -> list[tuple]:
     small = GPT(GPTConfig(vocab_size=40, block_size=8, n_layer=2, n_head=2, n_embd=16)).eval()
     g = torch.Generator().manual_seed(41)
     shakespeare, tok, _ = load_shakespeare_char()
+    prompt = torch.tensor([tok.encode("\n")])  # (1, 1)
     return [
         (small, torch.randint(0, 40, (1, 3), generator=g), 12),  # 3 + 12 tokens: the window slides past 8
         (small, torch.randint(0, 40, (2, 5), generator=g), 6),  # a batch of two
-        (shakespeare, torch.tensor([tok.encode("ROMEO:\n")]), 70),  # 7 + 70 characters: past its 64
+        (shakespeare, prompt, shakespeare.config.block_size + 6),  # 1 + block_size + 6: past its window
     ]
 
 
@@ -301,6 +302,75 @@ def check_greedy_generate(fn) -> str:
                 _first_position,
                 "the prediction for the next token is in the last row of the logits, logits[:, -1, :]; "
                 "row 0 predicts the token after the first one.",
+            ),
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Exercise 5 (an experiment): a repetition penalty.
+
+
+def repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Logits (B, V) with every token that occurs in its row of context (B, T) made less
+    likely: its logit divided by penalty when positive, multiplied by penalty when negative
+    (CTRL's rule, as Hugging Face's RepetitionPenaltyLogitsProcessor applies it: once per
+    token, however often it occurs)."""
+    seen = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, context, True)  # (B, V)
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+def _per_occurrence(logits, context, penalty):
+    counts = torch.zeros_like(logits).scatter_add(-1, context, torch.ones_like(context, dtype=logits.dtype))
+    factor = penalty**counts  # (B, V): 1 for the tokens not in the context
+    return torch.where(logits > 0, logits / factor, logits * factor)
+
+
+def _penalty_cases() -> list[tuple]:
+    g = torch.Generator().manual_seed(50)
+    return [
+        (3 * torch.randn(1, 12, generator=g), torch.tensor([[0, 3, 3, 7]]), 1.5),  # 3 occurs twice
+        (3 * torch.randn(2, 20, generator=g), torch.randint(0, 20, (2, 9), generator=g), 1.2),
+        (3 * torch.randn(3, 30, generator=g), torch.randint(0, 30, (3, 5), generator=g), 2.0),
+        (3 * torch.randn(2, 10, generator=g), torch.randint(0, 10, (2, 4), generator=g), 1.0),  # 1.0: no change
+    ]
+
+
+def check_repetition_penalty(fn) -> str:
+    """Exercise: repetition_penalty(logits, context, penalty) -> penalised logits (B, V)."""
+    return check(
+        "repetition_penalty",
+        fn,
+        repetition_penalty,
+        cases=_penalty_cases(),
+        mistakes=[
+            Mistake(
+                lambda z, ctx, p: torch.where(torch.zeros_like(z, dtype=torch.bool).scatter(-1, ctx, True), z / p, z),
+                "dividing a negative logit by the penalty brings it closer to 0, which makes the token MORE "
+                "likely. Divide positive logits, multiply negative ones.",
+            ),
+            Mistake(
+                lambda z, ctx, p: torch.where(z > 0, z / p, z * p),
+                "you penalised every token of the vocabulary: only the tokens that occur in the context "
+                "(in the same row) are penalised.",
+            ),
+            Mistake(
+                lambda z, ctx, p: torch.where(
+                    torch.zeros_like(z, dtype=torch.bool).scatter(-1, ctx, True), torch.where(z > 0, z * p, z / p), z
+                ),
+                "that rewards repetition: with a penalty above 1, a positive logit must shrink (divide by it) "
+                "and a negative one grow more negative (multiply by it).",
+            ),
+            Mistake(
+                _per_occurrence,
+                "the penalty applies once per token, however often it occurs in the context: a token seen "
+                "three times is divided (or multiplied) by the penalty once, not three times.",
+            ),
+            Mistake(
+                lambda z, ctx, p: torch.where(torch.zeros_like(z, dtype=torch.bool).scatter(-1, ctx, True), z - p, z),
+                "the penalty scales the logit, it is not subtracted: divide a positive logit by it, "
+                "multiply a negative one.",
             ),
         ],
     )
