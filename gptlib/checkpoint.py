@@ -13,6 +13,7 @@ checkpoints through this module.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import torch
@@ -54,7 +55,9 @@ def load_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every failure becomes the one message below
-        raise ValueError(f"checkpoint {path} is corrupt or not a gptlib checkpoint: {why_unreadable(e)}") from None
+        raise ValueError(
+            f"checkpoint {path} is corrupt or not a gptlib checkpoint: {why_unreadable(e, path)}"
+        ) from None
     if not isinstance(ckpt, dict):
         raise ValueError(f"checkpoint {path} is not a gptlib checkpoint: it holds a {type(ckpt).__name__}, not a dict")
     missing = [key for key in REQUIRED_KEYS if key not in ckpt]
@@ -63,13 +66,17 @@ def load_checkpoint(path) -> dict:
     return ckpt
 
 
-def why_unreadable(error: Exception) -> str:
+def why_unreadable(error: Exception, path=None) -> str:
     """A short reason for a failed torch.load, without torch's own advice (which suggests
-    weights_only=False: unpickling arbitrary code, unsafe for a file one did not write)."""
+    weights_only=False: unpickling arbitrary code, unsafe for a file one did not write).
+
+    A file that is not a whole zip archive (torch.save's format) is truncated or something
+    else; a whole archive that still fails holds objects that are not plain data."""
     text = str(error)
-    if "weights_only" in text or "Unpickl" in type(error).__name__ or "Unsupported global" in text:
+    whole_archive = path is not None and zipfile.is_zipfile(path)
+    if whole_archive and ("weights_only" in text or "Unpickl" in type(error).__name__ or "Unsupported global" in text):
         return "it holds Python objects other than tensors and plain data, which gptlib does not load"
-    if "zip" in text.lower() or "magic number" in text or isinstance(error, EOFError):
+    if not whole_archive or "zip" in text.lower() or "magic number" in text or isinstance(error, EOFError):
         return "it is not a complete file written by torch.save (truncated or another format)"
     return type(error).__name__
 
