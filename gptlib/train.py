@@ -417,13 +417,13 @@ DEFAULT_RECIPE = "tuned-cpu"
 BUDGET_LADDER = (
     (
         60.0,
-        dict(n_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
-        dict(batch_size=12, learning_rate=5e-3, warmup_iters=20, eval_interval=100),
+        dict(n_layer=2, n_head=4, n_embd=96, block_size=64, dropout=0.0, bias=False),
+        dict(batch_size=24, learning_rate=8e-3, warmup_iters=20, eval_interval=100),
     ),
     (
         600.0,
-        dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, bias=False),
-        dict(batch_size=24, learning_rate=4e-3, warmup_iters=50, eval_interval=250),
+        dict(n_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
+        dict(batch_size=24, learning_rate=5e-3, warmup_iters=50, eval_interval=250),
     ),
     (math.inf, BUNDLED_CHAR[0], dict(batch_size=32, learning_rate=3e-3, warmup_iters=200, eval_interval=250)),
 )

@@ -31,9 +31,10 @@ def is_conv1d_weight(name: str) -> bool:
 
 
 def from_hf_state_dict(hf_state_dict: dict) -> dict:
-    """A GPT-2 state dict (Hugging Face or OpenAI layout) renamed and transposed for gptlib.
+    """A Hugging Face GPT-2 state dict renamed and transposed for gptlib.
 
-    Accepts keys with or without the ``transformer.`` prefix, drops the causal-mask
+    Accepts keys with the ``transformer.`` prefix of ``GPT2LMHeadModel`` or without it (as the
+    hub's ``model.safetensors`` for ``gpt2`` stores them), drops the causal-mask
     buffers, and ties ``lm_head.weight`` to ``transformer.wte.weight``.
     """
     out = {}

@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,71 +41,108 @@ from gptlib.train import TrainConfig, Trainer
 
 OUT = Path(__file__).resolve().parents[1] / "gptlib" / "data" / "induction"
 
-VOCAB = 32
-MODEL = GPTConfig(vocab_size=VOCAB, block_size=32, n_layer=2, n_head=4, n_embd=128, dropout=0.0, bias=False)
-TRAIN = TrainConfig(
-    batch_size=128,
-    max_iters=1000,
-    learning_rate=3e-3,
-    min_lr=3e-3,
-    warmup_iters=100,
-    lr_decay_iters=1000,
-    weight_decay=0.0,
-    eval_interval=10_000,
-    eval_iters=10,
-    seed=0,
-)
-SEGMENT = (4, 12)  # the repeated segment's length, drawn uniformly from this range
-REPEATS = 2  # each segment appears between 2 and REPEATS times in a row
-BRANCHING = 4  # how many tokens may come two places after each token in a "sentence" (0: no sentences)
-EVAL_PERIOD = 12  # the probe: 12 random tokens, then the same 12 again (24 <= block_size)
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the shipped model: the made-up data, the model, the training."""
+
+    vocab: int = 32
+    segment: tuple[int, int] = (4, 12)  # the repeated segment's length, drawn uniformly from this range
+    repeats: int = 2  # each segment appears between 2 and this many times in a row
+    branching: int = 4  # tokens allowed two places after each token in a "sentence" (0: no sentences)
+    insert: float = 0.0  # in a segment's first copy, the chance of a random token after each token
+    probe_period: int = 12  # the probe: this many random tokens, then the same again
+    block_size: int = 32
+    n_head: int = 4
+    n_embd: int = 128
+    batch_size: int = 128
+    iters: int = 1000
+    lr: float = 3e-3
+    min_lr: float = 3e-3
+    warmup: int = 100
+
+    def model_config(self) -> GPTConfig:
+        return GPTConfig(
+            vocab_size=self.vocab,
+            block_size=self.block_size,
+            n_layer=2,
+            n_head=self.n_head,
+            n_embd=self.n_embd,
+            dropout=0.0,
+            bias=False,
+        )
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            batch_size=self.batch_size,
+            max_iters=self.iters,
+            learning_rate=self.lr,
+            min_lr=self.min_lr,
+            warmup_iters=self.warmup,
+            lr_decay_iters=self.iters,
+            weight_decay=0.0,
+            eval_interval=10_000,
+            eval_iters=10,
+            seed=0,
+        )
 
 
-def next_token_table(generator: torch.Generator) -> torch.Tensor:
-    """[VOCAB, BRANCHING]: for each token a, the few tokens that may come two places after it."""
-    return torch.randint(VOCAB, (VOCAB, BRANCHING), generator=generator)
+def next_token_table(recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
+    """[vocab, branching]: for each token a, the few tokens that may come two places after it."""
+    return torch.randint(recipe.vocab, (recipe.vocab, recipe.branching), generator=generator)
 
 
-def episode_stream(n_tokens: int, generator: torch.Generator, table: torch.Tensor | None) -> torch.Tensor:
+def episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generator, table: torch.Tensor | None):
     """About n_tokens ids, in episodes of two kinds, each with probability one half:
 
-    - a random segment (uniform tokens) repeated, 2 to REPEATS times in a row: only
+    - a random segment (uniform tokens) repeated, 2 to ``repeats`` times in a row: only
       copying predicts the repeats;
-    - with a table, a "sentence" that follows it: each token is one of the BRANCHING tokens
-      the table allows two places after the token before the previous one. As in real
-      text, knowing the previous token helps to predict the next one, which is what makes
-      a previous-token head worth learning on its own."""
+    - with a table, a "sentence" that follows it: each token is one of the ``branching``
+      tokens the table allows two places after the token before the previous one. As in
+      real text, knowing the previous token helps to predict the next one, which is what
+      makes a previous-token head worth learning on its own.
+
+    With ``insert`` > 0 the first copy of a segment has random tokens inserted, so only
+    the later copies are exact: a copy that relies on one token after the earlier
+    occurrence then goes wrong less often than one that relies on two."""
     parts, total = [], 0
+    low, high = recipe.segment
     while total < n_tokens:
-        n = int(torch.randint(SEGMENT[0], SEGMENT[1] + 1, (1,), generator=generator))
-        r = int(torch.randint(2, REPEATS + 1, (1,), generator=generator))
-        segment = torch.randint(VOCAB, (n,), generator=generator)
+        n = int(torch.randint(low, high + 1, (1,), generator=generator))
+        r = int(torch.randint(2, recipe.repeats + 1, (1,), generator=generator))
+        segment = torch.randint(recipe.vocab, (n,), generator=generator)
         sentence = table is not None and bool(torch.rand(1, generator=generator) < 0.5)
         if sentence:
-            pick = torch.randint(BRANCHING, (n,), generator=generator)
+            pick = torch.randint(recipe.branching, (n,), generator=generator)
             for i in range(2, n):
                 segment[i] = table[segment[i - 2], pick[i]]
             r = 1
-        parts.append(segment.repeat(r))
-        total += r * n
+        first = segment
+        if recipe.insert and not sentence:
+            extra = torch.rand(n, generator=generator) < recipe.insert  # [n]: a token after this one?
+            noise = torch.randint(recipe.vocab, (n,), generator=generator)
+            first = torch.stack([segment, noise], dim=1)[torch.stack([torch.ones_like(extra), extra], dim=1)]
+        parts.append(torch.cat([first, segment.repeat(r - 1)]))
+        total += len(parts[-1])
     return torch.cat(parts)
 
 
-def probe(model: GPT, n: int = 32) -> dict:
+def probe(model: GPT, recipe: Recipe, n: int = 32) -> dict:
     """Loss on the first and on the second copy of repeated random sequences, and the best
     previous-token score (layer 0) and induction score (layer 1), averaged over n probes."""
     g = torch.Generator().manual_seed(1234)
+    P = recipe.probe_period
     first, second, prev, ind, later = [], [], [], [], []
     for _ in range(n):
-        seq = repeated_random_tokens(VOCAB, EVAL_PERIOD, 2, generator=g)  # [2 * period]
+        seq = repeated_random_tokens(recipe.vocab, P, 2, generator=g)  # [2P]
         rec = run_with_cache(model, seq)
         losses = per_position_loss(rec.logits[:-1], seq[1:])  # [2P - 1]: loss of predicting seq[t + 1]
-        first.append(losses[: EVAL_PERIOD - 1].mean())  # targets inside the first copy
-        second.append(losses[EVAL_PERIOD:].mean())  # targets inside the second copy, from its 2nd token on
+        first.append(losses[: P - 1].mean())  # targets inside the first copy
+        second.append(losses[P:].mean())  # targets inside the second copy, from its 2nd token on
         prev.append(previous_token_scores(rec.attention))
-        ind.append(induction_scores(rec.attention, EVAL_PERIOD))
-        # attention from t to t - period + 2, two places after the earlier occurrence (t >= period)
-        later.append(rec.attention.diagonal(offset=-(EVAL_PERIOD - 2), dim1=-2, dim2=-1)[..., 2:].mean(-1))
+        ind.append(induction_scores(rec.attention, P))
+        # attention from t to t - P + 2, two places after the earlier occurrence (t >= P)
+        later.append(rec.attention.diagonal(offset=-(P - 2), dim1=-2, dim2=-1)[..., 2:].mean(-1))
     prev, ind, later = torch.stack(prev).mean(0), torch.stack(ind).mean(0), torch.stack(later).mean(0)  # [L, H]
     return {
         "first_copy_loss": round(torch.stack(first).mean().item(), 4),
@@ -116,73 +154,48 @@ def probe(model: GPT, n: int = 32) -> dict:
 
 
 def main() -> None:
-    global MODEL, SEGMENT, REPEATS, BRANCHING, VOCAB, EVAL_PERIOD
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--stretch", type=int, default=100, help="steps between two probes")
-    parser.add_argument("--lr", type=float, default=TRAIN.learning_rate)
-    parser.add_argument("--min-lr", type=float, default=TRAIN.min_lr)
-    parser.add_argument("--iters", type=int, default=TRAIN.max_iters)
-    parser.add_argument("--block-size", type=int, default=MODEL.block_size)
-    parser.add_argument("--n-embd", type=int, default=MODEL.n_embd)
-    parser.add_argument("--n-head", type=int, default=MODEL.n_head)
-    parser.add_argument("--vocab", type=int, default=VOCAB)
-    parser.add_argument("--probe-period", type=int, default=EVAL_PERIOD)
     parser.add_argument("--snapshots", action="store_true", help="save the model after every stretch")
-    parser.add_argument("--batch-size", type=int, default=TRAIN.batch_size)
-    parser.add_argument("--segment", type=int, nargs=2, default=SEGMENT, help="shortest and longest segment")
-    parser.add_argument("--repeats", type=int, default=REPEATS, help="most times a segment appears in a row")
-    parser.add_argument(
-        "--branching", type=int, default=BRANCHING, help="tokens allowed two places after each token; 0: uniform"
-    )
+    for field in dataclasses.fields(Recipe):  # every setting of the recipe can be changed, to search
+        flag = "--" + field.name.replace("_", "-")
+        if field.name == "segment":
+            parser.add_argument(flag, type=int, nargs=2, default=Recipe.segment, help="shortest and longest segment")
+        else:
+            parser.add_argument(flag, type=type(field.default), default=field.default)
     args = parser.parse_args()
-    VOCAB, EVAL_PERIOD = args.vocab, args.probe_period
-    MODEL = dataclasses.replace(
-        MODEL, block_size=args.block_size, n_embd=args.n_embd, n_head=args.n_head, vocab_size=VOCAB
-    )
-    SEGMENT, REPEATS, BRANCHING = tuple(args.segment), args.repeats, args.branching
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)}
+    recipe = Recipe(**{**settings, "segment": tuple(settings["segment"])})
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
-    table = next_token_table(g) if BRANCHING else None
-    train_data, val_data = episode_stream(2_000_000, g, table), episode_stream(50_000, g, table)
-    config = dataclasses.replace(
-        TRAIN,
-        learning_rate=args.lr,
-        min_lr=args.min_lr,
-        max_iters=args.iters,
-        lr_decay_iters=args.iters,
-        batch_size=args.batch_size,
-    )
+    table = next_token_table(recipe, g) if recipe.branching else None
+    train_data, val_data = episode_stream(recipe, 2_000_000, g, table), episode_stream(recipe, 50_000, g, table)
+    config = recipe.train_config()
     torch.manual_seed(config.seed)
-    trainer = Trainer(GPT(MODEL), train_data, val_data, config)
-    log, start = [{"step": 0, **probe(trainer.model)}], time.perf_counter()
+    trainer = Trainer(GPT(recipe.model_config()), train_data, val_data, config)
+    log, start = [{"step": 0, **probe(trainer.model, recipe)}], time.perf_counter()
     while trainer.step < config.max_iters:
         trainer.config = dataclasses.replace(config, max_iters=min(trainer.step + args.stretch, config.max_iters))
         row = trainer.train(progress=False)[-1]
-        log.append({**row, **probe(trainer.model), "wall_s": round(time.perf_counter() - start, 1)})
+        log.append({**row, **probe(trainer.model, recipe), "wall_s": round(time.perf_counter() - start, 1)})
         print(json.dumps(log[-1]), flush=True)
         if args.snapshots:  # the latest model after every stretch, to look at while it trains
-            args.out.mkdir(parents=True, exist_ok=True)
-            save(trainer.model, log, args.out)
-    args.out.mkdir(parents=True, exist_ok=True)
-    save(trainer.model, log, args.out)
+            save(trainer.model, recipe, log, args.out)
+    save(trainer.model, recipe, log, args.out)
 
 
-def save(model: GPT, log: list[dict], out: Path) -> None:
+def save(model: GPT, recipe: Recipe, log: list[dict], out: Path) -> None:
     from safetensors.torch import save_file
 
+    out.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied: stored once
     meta = {
         "config": json.dumps(dataclasses.asdict(model.config)),
         "data": json.dumps(
-            {
-                "vocab": VOCAB,
-                "segment": SEGMENT,
-                "repeats": REPEATS,
-                "branching": BRANCHING,
-                "probe_period": EVAL_PERIOD,
-            }
+            {k: getattr(recipe, k) for k in ("vocab", "segment", "repeats", "branching", "probe_period")}
         ),
+        "recipe": json.dumps(dataclasses.asdict(recipe)),
     }
     save_file(state, str(out / "model.safetensors"), metadata=meta)
     (out / "log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in log))

@@ -58,6 +58,11 @@ def chromium_path():
     return None
 
 
+# FULL_PAGE_SHOTS=1 pytest tests/test_browser.py -k "reader or phone" saves every page whole, at
+# 1280 px and at 390 px, into _build/html/_screenshots/, to look at before a release.
+FULL_PAGE = os.environ.get("FULL_PAGE_SHOTS", "").strip().lower() in {"1", "true", "yes"}
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
@@ -180,7 +185,7 @@ def test_page_renders_for_a_reader(site, page_name):
         assert colab == f"https://colab.research.google.com/github/{REPO}/blob/main/{page_name}.ipynb"
         binder = page.locator("a[href*='mybinder.org']").first.get_attribute("href")
         assert binder.endswith(f"urlpath=lab/tree/{page_name}.ipynb")
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=False)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=FULL_PAGE)
     page.close()
 
 
@@ -246,8 +251,9 @@ def test_readable_on_a_phone(site):
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{page_name} is {overflow}px wider than a 390px phone screen"
         assert not errors, f"console errors on {page_name} at 390px: {errors}"
-        if page_name.endswith("05_many_heads"):
-            page.screenshot(path=str(shots / "05_many_heads-390px.png"))
+        if FULL_PAGE or page_name.endswith("05_many_heads"):
+            wait_for_math(page)
+            page.screenshot(path=str(shots / f"{Path(page_name).name}-390px.png"), full_page=FULL_PAGE)
         page.close()
 
 
@@ -255,7 +261,8 @@ def test_readable_on_a_phone(site):
 # The live explorers: the book's model in the page (onnxruntime-web), compared with gptlib.
 
 LIVE_PAGES = {"attention": "book/05_many_heads", "generate": "book/10_generation"}
-PROMPT = "ROMEO:"
+ATTENTION_PAGES = ["book/05_many_heads", "book/13_inside"]  # every page with an attention explorer
+PROMPT = "Romeo.\nBut soft"
 LINE = "But soft, what light through yonder window breaks? It is the east."
 DARK = (8, 48, 107)  # gpt-live.js draws weight w as 255 - (255 - DARK) * w in each channel
 MASKED = (221, 221, 221)
@@ -276,10 +283,11 @@ def wait_for_live(page):
     assert page.evaluate("__gptLive.demos.length") == page.locator(".gpt-live[data-demo]").count()
 
 
-def open_live(browser, base, demo, width=1280):
-    page, errors, outside = open_page(browser, base, f"{LIVE_PAGES[demo]}.html", width=width)
+def open_live(browser, base, demo, width=1280, page_name=None):
+    page_name = page_name or LIVE_PAGES[demo]
+    page, errors, outside = open_page(browser, base, f"{page_name}.html", width=width)
     page.wait_for_load_state("load")  # the whole page is parsed
-    assert page.locator(f".gpt-live[data-demo={demo}]").count() >= 1, f"{LIVE_PAGES[demo]} has no {demo} explorer"
+    assert page.locator(f".gpt-live[data-demo={demo}]").count() >= 1, f"{page_name} has no {demo} explorer"
     wait_for_live(page)
     index = page.evaluate(f"__gptLive.demos.findIndex(d => d.kind === '{demo}')")
     return page, errors, outside, f"__gptLive.demos[{index}]", page.locator(f".gpt-live[data-demo={demo}]").first
@@ -369,6 +377,25 @@ def test_live_attention_equals_gptlib(site, shakespeare):
     page.close()
 
 
+@pytest.mark.parametrize("page_name", ATTENTION_PAGES)
+def test_live_attention_explorer_draws_on_every_page(site, shakespeare, page_name):
+    """Each page's explorer loads the model and draws its default line as gptlib computes it."""
+    from gptlib.interpret import attention_patterns
+
+    browser, base, shots = site
+    model, tok = shakespeare
+    page, errors, outside, demo, box = open_live(browser, base, "attention", page_name=page_name)
+    drawn = page.evaluate(f"{demo}.drawn")
+    assert drawn is not None and page.evaluate(f"{demo}.error") is None
+    idx = torch.tensor(tok.encode(drawn["text"]))
+    expected = attention_patterns(model, idx)[drawn["layer"], drawn["head"]]  # [T, T]
+    T = idx.numel()
+    torch.testing.assert_close(torch.tensor(drawn["weights"]).view(T, T), expected, atol=1e-4, rtol=0)
+    assert not errors, errors
+    assert not outside, outside
+    page.close()
+
+
 def generate_in_page(page, demo, box, prompt, temperature, characters, top_k=None, top_p=None):
     settings = {"textarea": prompt, ".gpt-live-temperature": temperature, ".gpt-live-count": characters}
     if top_k is not None:
@@ -389,6 +416,9 @@ def test_live_greedy_generation_equals_gptlib(site, shakespeare):
     browser, base, shots = site
     model, tok = shakespeare
     page, errors, outside, demo, box = open_live(browser, base, "generate")
+    default = box.locator("textarea").input_value()
+    assert default == "Romeo.\n", "the default prompt names a speaker as the corpus does"
+    tok.encode(default)  # every character is in the vocabulary
     n = model.config.block_size + 8  # past the context: the window slides, as in gptlib
     text = generate_in_page(page, demo, box, PROMPT, 0, n)
     idx = torch.tensor([tok.encode(PROMPT)])
@@ -405,7 +435,7 @@ def test_live_greedy_generation_equals_gptlib(site, shakespeare):
     assert box.locator(".gpt-live-prompt").inner_text() == PROMPT
 
     # Sampling: a full run, with the distribution drawn at each step.
-    sampled = generate_in_page(page, demo, box, "JULIET:", 0.8, 60, top_k=20, top_p=0.9)
+    sampled = generate_in_page(page, demo, box, "Juliet.", 0.8, 60, top_k=20, top_p=0.9)
     assert len(sampled) == 60 and set(sampled) <= set(tok.chars)
     assert 1 <= bars.count() <= 10 and box.locator(".gpt-live-chosen").count() == 1
     box.scroll_into_view_if_needed()

@@ -279,3 +279,13 @@ def test_generation_across_the_window_with_the_bundled_model():
         a = model.generate(idx, n, kv_cache=True, generator=torch.Generator().manual_seed(7), **kwargs)
         b = model.generate(idx, n, kv_cache=False, generator=torch.Generator().manual_seed(7), **kwargs)
         assert torch.equal(a, b), kwargs
+
+
+def test_generated_ids_are_ordinary_tensors_that_training_can_use(tiny_model):
+    """Ids that generate made can be trained on: generate runs without autograd, and
+    returns an ordinary tensor (not an inference-mode one, which backward would refuse)."""
+    out = tiny_model.generate(torch.zeros(1, 3, dtype=torch.long), 6, temperature=0)
+    assert not out.is_inference() and not out.requires_grad
+    _, loss = tiny_model(out[:, :-1], out[:, 1:])
+    loss.backward()
+    assert tiny_model.transformer.wte.weight.grad is not None

@@ -3,7 +3,7 @@
  * Chapter authors put placeholders in markdown cells:
  *
  *   <div class="gpt-live" data-demo="attention"></div>      (optional: data-text, data-layer, data-head)
- *   <div class="gpt-live" data-demo="generate" data-prompt="ROMEO:"></div>
+ *   <div class="gpt-live" data-demo="generate" data-prompt="Juliet."></div>
  *
  * On a page that has one, this script loads onnxruntime-web (an ES module, from the URL in its
  * own data-ort attribute) and the model that the book's build exported with gptlib.export: an
@@ -299,7 +299,7 @@
   }
 
   function describeHead(role, threshold) {
-    const scores = `previous-token score ${role.previous_token.toFixed(2)}, induction score ${role.induction.toFixed(2)}`;
+    const scores = `previous-token score ${role.previous_token.toFixed(2)}, induction score (chapter 13) ${role.induction.toFixed(2)}`;
     const where = `Layer ${role.layer}, head ${role.head}`;
     if (role.role === "previous-token") {
       return `${where} is a previous-token head: on held-out Shakespeare it puts ${role.previous_token.toFixed(2)} of each ` +
@@ -317,7 +317,7 @@
   function mountGenerate(el, model) {
     const V = model.config.vocab_size, block = model.config.block_size;
     const prompt = make("textarea", { rows: "2", spellcheck: "false", "aria-label": "prompt" });
-    prompt.value = el.dataset.prompt || "ROMEO:";
+    prompt.value = el.dataset.prompt || "Romeo.\n"; // a speaker's name, as the corpus writes it
     const temperature = make("input", { type: "range", min: "0", max: "2", step: "0.05", class: "gpt-live-temperature" });
     temperature.value = "0.8";
     const topK = make("input", { type: "number", min: "1", max: String(V), step: "1", class: "gpt-live-top-k" });
@@ -378,22 +378,29 @@
       return { temperature: t, topK: k, topP: p, n };
     }
 
+    /** The settings and the prompt's ids, or null after showing what is wrong. */
+    function readInput() {
+      try {
+        const s = settings();
+        const ids = model.encode(prompt.value);
+        if (!ids.length) throw new Error("the prompt is empty; give at least one character");
+        demo.error = null;
+        error.textContent = "";
+        return { s, ids };
+      } catch (e) {
+        demo.error = error.textContent = e.message;
+        return null;
+      }
+    }
+
     /** Before generating: the distribution of the character after the prompt, with the current settings. */
     let preview = null; // {prompt, logits}: the model's answer for the last prompt previewed
     let previewTimer = null;
     async function previewNext() {
       const run = demo.runs;
-      let s, ids;
-      try {
-        s = settings();
-        ids = model.encode(prompt.value);
-        if (!ids.length) throw new Error("the prompt is empty; give at least one character");
-      } catch (e) {
-        demo.error = error.textContent = e.message;
-        return;
-      }
-      demo.error = null;
-      error.textContent = "";
+      const input = readInput();
+      if (!input) return;
+      const { s, ids } = input;
       if (!preview || preview.prompt !== prompt.value) {
         const out = await model.run(ids.slice(-block));
         preview = { prompt: prompt.value, logits: model.logitsAt(out, out.T - 1) };
@@ -409,17 +416,9 @@
     for (const control of [prompt, temperature, topK, topP]) control.addEventListener("input", previewSoon);
 
     async function generate() {
-      let ids, s;
-      try {
-        s = settings();
-        ids = model.encode(prompt.value);
-        if (!ids.length) throw new Error("the prompt is empty; give at least one character");
-      } catch (e) {
-        demo.error = error.textContent = e.message;
-        return;
-      }
-      demo.error = null;
-      error.textContent = "";
+      const input = readInput();
+      if (!input) return;
+      const { s, ids } = input;
       clearTimeout(previewTimer);
       demo.runs += 1;
       demo.state = "running";
