@@ -26,6 +26,7 @@ CANDIDATES = {
     "2L128 ctx64 b16 lr6e-3": (dict(n_layer=2, n_embd=128, block_size=64), dict(batch_size=16, learning_rate=6e-3)),
     "2L128 ctx64 b24 lr8e-3": (dict(n_layer=2, n_embd=128, block_size=64), dict(batch_size=24, learning_rate=8e-3)),
     "2L96 ctx64 b24 lr8e-3": (dict(n_layer=2, n_embd=96, block_size=64), dict(batch_size=24, learning_rate=8e-3)),
+    "2L96 ctx64 b24 lr6e-3": (dict(n_layer=2, n_embd=96, block_size=64), dict(batch_size=24, learning_rate=6e-3)),
     "2L96 ctx64 b32 lr1e-2": (dict(n_layer=2, n_embd=96, block_size=64), dict(batch_size=32, learning_rate=1e-2)),
     "2L64 ctx64 b32 lr1e-2": (dict(n_layer=2, n_embd=64, block_size=64), dict(batch_size=32, learning_rate=1e-2)),
     "3L96 ctx64 b16 lr6e-3": (dict(n_layer=3, n_embd=96, block_size=64), dict(batch_size=16, learning_rate=6e-3)),

@@ -418,7 +418,7 @@ BUDGET_LADDER = (
     (
         60.0,
         dict(n_layer=2, n_head=4, n_embd=96, block_size=64, dropout=0.0, bias=False),
-        dict(batch_size=24, learning_rate=8e-3, warmup_iters=20, eval_interval=100),
+        dict(batch_size=24, learning_rate=6e-3, warmup_iters=20, eval_interval=100),
     ),
     (
         600.0,
