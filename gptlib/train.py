@@ -324,7 +324,14 @@ class Trainer:
         cfg = self.config
         log_file = self.open_log()
         total = None if cfg.schedule == "time" else cfg.max_iters
-        bar = tqdm(total=total, initial=self.step, disable=not progress or self.rank != 0, desc="training", unit="step")
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            disable=not progress or self.rank != 0,
+            desc="training",
+            unit="step",
+            mininterval=1.0,  # a redraw a second: a notebook gets a message per redraw
+        )
         self.model.train()
         start = time.perf_counter() - self.elapsed_s
         try:

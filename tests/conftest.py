@@ -40,7 +40,7 @@ def tiny_model(tiny_config) -> GPT:
 def built_book():
     """Build the book once per test session, as readers get it, into _build/html.
 
-    Returns (html folder, the build's output): warnings are errors (-W -n)."""
+    Returns the html folder; warnings are errors (-W -n)."""
     import shutil
     import subprocess
     import sys

@@ -196,15 +196,15 @@ def test_next_and_previous_links_and_the_sidebar(site):
     for current, following in zip(pages, pages[1:]):  # walk the whole book with "next"
         assert page.url.endswith(f"{current}.html")
         page.locator("a.right-next").first.click()
-        page.wait_for_load_state("networkidle")
+        page.wait_for_load_state("load")
         assert page.url.endswith(f"{following}.html"), f"next from {current} went to {page.url}"
     page.locator("a.left-prev").first.click()
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("load")
     assert page.url.endswith(f"{pages[-2]}.html")
     sidebar = page.locator("nav.bd-docs-nav a.reference.internal")
     assert sidebar.count() >= len(pages) - 1  # every chapter is in the sidebar
     sidebar.filter(has_text="The causal mask").first.click()
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("load")
     assert page.url.endswith("book/04_causal_mask.html")
     assert not errors
     page.close()
