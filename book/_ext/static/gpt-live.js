@@ -97,18 +97,21 @@
     }
   }
 
+  async function fetchOk(url) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    return response;
+  }
+
   async function loadModel() {
-    const [ort, meta] = await Promise.all([
-      import(ORT_URL),
-      fetch(META_URL).then((r) => {
-        if (!r.ok) throw new Error(`${META_URL}: HTTP ${r.status}`);
-        return r.json();
-      }),
-    ]);
+    // The model file downloads while onnxruntime-web loads, not after it.
+    const metaReady = fetchOk(META_URL).then((r) => r.json());
+    const onnxReady = metaReady.then((meta) => fetchOk(new URL(meta.onnx, META_URL).href)).then((r) => r.arrayBuffer());
+    const [ort, meta, onnx] = await Promise.all([import(ORT_URL), metaReady, onnxReady]);
     if (meta.format !== FORMAT) throw new Error(`${META_URL} is not a ${FORMAT} file`);
     ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a static site does not have
     ort.env.wasm.wasmPaths = ORT_URL.slice(0, ORT_URL.lastIndexOf("/") + 1); // the .wasm beside the module
-    const session = await ort.InferenceSession.create(new URL(meta.onnx, META_URL).href, { executionProviders: ["wasm"] });
+    const session = await ort.InferenceSession.create(new Uint8Array(onnx), { executionProviders: ["wasm"] });
     return new LiveModel(ort, session, meta);
   }
 
