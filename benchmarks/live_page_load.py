@@ -6,7 +6,9 @@ Serves the built book (``_build/html``) and the local copies of its CDN scripts 
 the browser test does (``bash tests/fetch_browser_assets.sh`` fetches them), opens each
 page with a live explorer in headless Chromium, each time in a new browser context (an
 empty cache), and reports the time from the start of navigation until gpt-live.js has
-loaded the model and drawn every explorer on the page (``__gptLive.loadMs``).
+loaded the model and drawn every explorer on the page (``__gptLive.loadMs``). Then, on
+chapter 10, the time per generated character: 200 characters greedy and 200 sampled at
+temperature 0.8 (each step runs the model on the whole window, as the page has no cache).
 """
 
 import argparse
@@ -21,7 +23,15 @@ from common import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for the browser test's pieces
 from tests.conftest import ROOT  # noqa: E402
-from tests.test_browser import CHROMIUM_ARGS, SiteHandler, chromium_path, open_page, wait_for_live  # noqa: E402
+from tests.test_browser import (  # noqa: E402
+    CHROMIUM_ARGS,
+    SiteHandler,
+    chromium_path,
+    generate_in_page,
+    open_live,
+    open_page,
+    wait_for_live,
+)
 
 PAGES = ["book/05_many_heads", "book/10_generation", "book/13_inside"]
 
@@ -53,6 +63,12 @@ def main():
                 f"{name}: ready {statistics.median(times):.2f} s (median of {args.loads} cold loads), "
                 f"slowest {max(times):.2f} s"
             )
+        page, _, _, demo, box = open_live(browser, base, "generate")
+        for temperature in (0, 0.8):
+            generate_in_page(page, demo, box, "Romeo.\n", temperature, 200)
+            ms = page.evaluate(f"{demo}.msPerChar")
+            print(f"book/10_generation: {ms:.1f} ms per generated character at temperature {temperature}")
+        page.close()
         browser.close()
     server.shutdown()
 
