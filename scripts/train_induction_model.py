@@ -51,6 +51,7 @@ class Recipe:
     repeats: int = 2  # each segment appears between 2 and this many times in a row
     branching: int = 4  # tokens allowed two places after each token in a "sentence" (0: no sentences)
     insert: float = 0.0  # in a segment's first copy, the chance of a random token after each token
+    sentences: float = 0.5  # with a table, the share of episodes that are sentences
     probe_period: int = 12  # the probe: this many random tokens, then the same again
     block_size: int = 32
     n_head: int = 4
@@ -93,7 +94,8 @@ def next_token_table(recipe: Recipe, generator: torch.Generator) -> torch.Tensor
 
 
 def episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generator, table: torch.Tensor | None):
-    """About n_tokens ids, in episodes of two kinds, each with probability one half:
+    """About n_tokens ids, in episodes of two kinds (with a table, a share ``sentences`` of them
+    sentences; without one, none):
 
     - a random segment (uniform tokens) repeated, 2 to ``repeats`` times in a row: only
       copying predicts the repeats;
@@ -111,7 +113,7 @@ def episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generator, ta
         n = int(torch.randint(low, high + 1, (1,), generator=generator))
         r = int(torch.randint(2, recipe.repeats + 1, (1,), generator=generator))
         segment = torch.randint(recipe.vocab, (n,), generator=generator)
-        sentence = table is not None and bool(torch.rand(1, generator=generator) < 0.5)
+        sentence = table is not None and bool(torch.rand(1, generator=generator) < recipe.sentences)
         if sentence:
             pick = torch.randint(recipe.branching, (n,), generator=generator)
             for i in range(2, n):
