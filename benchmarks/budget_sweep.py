@@ -11,6 +11,7 @@ after the other in this process, so they share the machine's state.
 """
 
 import argparse
+import dataclasses
 
 import torch
 from common import machine
@@ -18,7 +19,7 @@ from common import machine
 from gptlib import GPT, GPTConfig
 from gptlib.checkpoint import encode_text
 from gptlib.dataset import read_text, shakespeare_path, train_val_split
-from gptlib.train import TrainConfig, Trainer
+from gptlib.train import Trainer, budget_recipe
 
 CANDIDATES = {
     # name: (model shape, schedule); 4 heads, no dropout, no biases unless given
@@ -56,15 +57,11 @@ def main():
         if args.only and name not in args.only:
             continue
         shape = {"n_head": 4, "dropout": 0.0, "bias": False, **shape}
-        config = TrainConfig(
-            max_iters=10**9,
-            min_lr=1e-4,
-            beta2=0.99,
+        # budget_recipe's schedule for this budget, with the candidate's settings in place of its own
+        config = dataclasses.replace(
+            budget_recipe(args.seconds)[1],
             warmup_iters=20,
-            eval_iters=20,
             eval_interval=args.eval_interval,
-            max_seconds=args.seconds,
-            schedule="time",
             seed=args.seed,
             **schedule,
         )

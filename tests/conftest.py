@@ -36,6 +36,12 @@ def tiny_model(tiny_config) -> GPT:
     return GPT(tiny_config).eval()
 
 
+def tiny_train_args(data, out, *extra) -> list[str]:
+    """The arguments of `python -m gptlib train` for the tiny preset on the CPU, quiet,
+    writing to out, followed by extra ones."""
+    return ["train", "--data", str(data), "--preset", "tiny", "--device", "cpu", "--out", str(out), "--quiet", *extra]
+
+
 @pytest.fixture(scope="session")
 def built_book():
     """Build the book once per test session, as readers get it, into _build/html.

@@ -19,6 +19,8 @@ import pytest
 
 from gptlib.checkpoint import load_checkpoint
 
+from .conftest import tiny_train_args
+
 STEPS, EVERY = 200, 8
 KILLS = 12  # at least 10, and at least 2 of them during a checkpoint write
 DURING_WRITE_EVERY = 3  # every third kill waits for ckpt.pt.tmp to appear
@@ -40,20 +42,7 @@ def command(text_file, out, resume):
         sys.executable,
         "-m",
         "gptlib",
-        "train",
-        "--data",
-        str(text_file),
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
-        "--max-iters",
-        str(STEPS),
-        "--eval-interval",
-        str(EVERY),
-        "--out",
-        str(out),
-        "--quiet",
+        *tiny_train_args(text_file, out, "--max-iters", str(STEPS), "--eval-interval", str(EVERY)),
         *(["--resume"] if resume else []),
     ]
 

@@ -13,6 +13,8 @@ from gptlib import GPT, GPTConfig
 from gptlib.dataset import get_batch, read_text, shakespeare_path, train_val_split
 from gptlib.train import DEFAULT_RECIPE, RECIPES, TrainConfig, Trainer, load_checkpoint, make_optimizer, run_training
 
+from .conftest import tiny_train_args
+
 SMALL = dict(preset="tiny", max_iters=12, progress=False)
 
 
@@ -362,42 +364,12 @@ def test_grad_accum_from_the_command_line(text_file, tmp_path):
     runs = {}
     for accum in ("1", "3"):
         out = tmp_path / f"acc{accum}"
-        result = cli(
-            "train",
-            "--data",
-            str(text_file),
-            "--preset",
-            "tiny",
-            "--max-iters",
-            "4",
-            "--batch-size",
-            "6",
-            "--grad-accum",
-            accum,
-            "--out",
-            str(out),
-            "--quiet",
-            "--device",
-            "cpu",
-        )
+        result = cli(*tiny_train_args(text_file, out, "--max-iters", "4", "--batch-size", "6", "--grad-accum", accum))
         assert result.returncode == 0, result.stderr
         runs[accum] = load_checkpoint(out)
     assert runs["3"]["train_config"]["grad_accum"] == 3 and runs["3"]["train_config"]["batch_size"] == 6
     assert abs(runs["1"]["history"][-1]["val_loss"] - runs["3"]["history"][-1]["val_loss"]) < 1e-3
-    bad = cli(
-        "train",
-        "--data",
-        str(text_file),
-        "--preset",
-        "tiny",
-        "--batch-size",
-        "6",
-        "--grad-accum",
-        "4",
-        "--out",
-        str(tmp_path / "bad"),
-        "--quiet",
-    )
+    bad = cli(*tiny_train_args(text_file, tmp_path / "bad", "--batch-size", "6", "--grad-accum", "4"))
     assert bad.returncode == 2 and "batch_size 6 does not split into grad_accum=4" in bad.stderr
 
 
@@ -412,20 +384,7 @@ def test_ctrl_c_exits_with_130_and_keeps_the_last_step(text_file, tmp_path):
             sys.executable,
             "-m",
             "gptlib",
-            "train",
-            "--data",
-            str(text_file),
-            "--preset",
-            "tiny",
-            "--max-iters",
-            "100000",
-            "--eval-interval",
-            "5",
-            "--out",
-            str(out),
-            "--quiet",
-            "--device",
-            "cpu",
+            *tiny_train_args(text_file, out, "--max-iters", "100000", "--eval-interval", "5"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
