@@ -9,7 +9,9 @@ episodes, each a random segment of random length followed by the same segment ag
 Training windows start anywhere in the stream, so where a repeat starts and how far back
 its first copy lies vary from window to window: position alone cannot predict the copy,
 only the content can (find the earlier occurrence of the current token, and predict the
-token that followed it).
+token that followed it). With ``--text-share`` > 0 the other episodes are passages of
+the bundled Shakespeare instead of made-up sentences (an experiment; the shipped model
+does not use it).
 
 Training is gptlib's own Trainer, run in short stretches so that after each stretch the
 script can measure the two things the chapter plots: the loss on the second copy of a
@@ -52,6 +54,8 @@ class Recipe:
     branching: int = 4  # tokens allowed two places after each token in a "sentence" (0: no sentences)
     insert: float = 0.0  # in a segment's first copy, the chance of a random token after each token
     sentences: float = 0.5  # with a table, the share of episodes that are sentences
+    text_share: float = 0.0  # share of episodes that are Shakespeare passages instead (vocab: the corpus's characters)
+    text_length: tuple[int, int] = (20, 100)  # a passage's length, drawn uniformly from this range
     probe_period: int = 12  # the probe: this many random tokens, then the same again
     block_size: int = 32
     n_head: int = 4
@@ -129,6 +133,35 @@ def episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generator, ta
     return torch.cat(parts)
 
 
+def text_episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generator) -> torch.Tensor:
+    """About n_tokens character ids, in episodes of two kinds: a passage of the bundled
+    Shakespeare (a share ``text_share`` of them), or a random segment followed by the same
+    segment again. Real text pays for a previous-token head on its own, as in a language
+    model; the repeats pay for copying. Token ids are the corpus's characters, so
+    ``vocab`` must be their number."""
+    from gptlib.dataset import read_text, shakespeare_path
+    from gptlib.tokenizer import CharTokenizer
+
+    text = read_text(shakespeare_path())
+    tokenizer = CharTokenizer(text)
+    if recipe.vocab != tokenizer.vocab_size:
+        raise ValueError(
+            f"text episodes need vocab = {tokenizer.vocab_size} (the corpus's characters), got {recipe.vocab}"
+        )
+    ids = torch.tensor(tokenizer.encode(text))
+    parts, total = [], 0
+    while total < n_tokens:
+        if float(torch.rand(1, generator=generator)) < recipe.text_share:
+            n = int(torch.randint(recipe.text_length[0], recipe.text_length[1] + 1, (1,), generator=generator))
+            start = int(torch.randint(len(ids) - n, (1,), generator=generator))
+            parts.append(ids[start : start + n])
+        else:
+            n = int(torch.randint(recipe.segment[0], recipe.segment[1] + 1, (1,), generator=generator))
+            parts.append(torch.randint(recipe.vocab, (n,), generator=generator).repeat(2))
+        total += len(parts[-1])
+    return torch.cat(parts)
+
+
 def probe(model: GPT, recipe: Recipe, n: int = 32) -> dict:
     """Loss on the first and on the second copy of repeated random sequences, and the best
     previous-token score (layer 0) and induction score (layer 1), averaged over n probes."""
@@ -162,17 +195,22 @@ def main() -> None:
     parser.add_argument("--snapshots", action="store_true", help="save the model after every stretch")
     for field in dataclasses.fields(Recipe):  # every setting of the recipe can be changed, to search
         flag = "--" + field.name.replace("_", "-")
-        if field.name == "segment":
-            parser.add_argument(flag, type=int, nargs=2, default=Recipe.segment, help="shortest and longest segment")
+        if field.name in ("segment", "text_length"):
+            parser.add_argument(flag, type=int, nargs=2, default=field.default, help="shortest and longest")
         else:
             parser.add_argument(flag, type=type(field.default), default=field.default)
     args = parser.parse_args()
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)}
-    recipe = Recipe(**{**settings, "segment": tuple(settings["segment"])})
+    recipe = Recipe(
+        **{**settings, "segment": tuple(settings["segment"]), "text_length": tuple(settings["text_length"])}
+    )
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
-    table = next_token_table(recipe, g) if recipe.branching else None
-    train_data, val_data = episode_stream(recipe, 2_000_000, g, table), episode_stream(recipe, 50_000, g, table)
+    table = next_token_table(recipe, g) if recipe.branching and not recipe.text_share else None
+    if recipe.text_share:
+        train_data, val_data = text_episode_stream(recipe, 2_000_000, g), text_episode_stream(recipe, 50_000, g)
+    else:
+        train_data, val_data = episode_stream(recipe, 2_000_000, g, table), episode_stream(recipe, 50_000, g, table)
     config = recipe.train_config()
     torch.manual_seed(config.seed)
     trainer = Trainer(GPT(recipe.model_config()), train_data, val_data, config)
