@@ -5,9 +5,10 @@ has learned something, with no download.
   with gptlib's trainer (recipe ``bundled-char``: 4 layers, 6 heads of 32, 192 dims, 128
   characters of context). ``gptlib/data/shakespeare/SOURCE.md`` says how it was trained
   and ``scripts/export_bundled_model.py`` how it was exported.
-- ``load_induction_model()``: a 2-layer GPT trained on random tokens in which copying
-  pays, where an induction head forms (``scripts/train_induction_model.py``), with the
-  log of its training.
+- ``load_induction_model()``: a 2-layer character-level GPT trained on Shakespeare
+  passages and repeated random strings, in which an induction head forms
+  (``scripts/train_induction_model.py``), with the log of its training. It uses the
+  same 83 characters as the first model.
 
 Both are safetensors files: the weights, the tied ``lm_head`` stored once, and the
 configuration in the file's metadata.
@@ -57,7 +58,7 @@ def load_induction_model() -> tuple[GPT, list[dict], dict]:
     """(the 2-layer induction model in eval mode, its training log, its data settings).
 
     Each log row is one probe during training: the step, the train and val loss, the loss
-    on the first and on the second copy of repeated random sequences, and the best
+    on the first and on the second copy of repeated random strings, and the best
     previous-token (layer 0) and induction (layer 1) scores."""
     model, meta = load_safetensors_model(data_path("induction", "model.safetensors"))
     with open(data_path("induction", "log.jsonl")) as f:

@@ -4,14 +4,19 @@ induction head forms, and ship it with its training log.
     python scripts/train_induction_model.py            # writes gptlib/data/induction/
     python scripts/train_induction_model.py --out DIR  # anywhere else
 
-The data are random tokens in which copying pays and nothing else does: a stream of
-episodes, each a random segment of random length followed by the same segment again.
+The data are a stream of episodes of two kinds, in equal shares: a passage of the
+bundled Shakespeare (20 to 100 characters), or a string of random characters (6 to 24)
+followed at once by the same string again. The passages pay for what a language model
+learns anyway, a previous-token head among it; only copying predicts the repeats.
 Training windows start anywhere in the stream, so where a repeat starts and how far back
 its first copy lies vary from window to window: position alone cannot predict the copy,
-only the content can (find the earlier occurrence of the current token, and predict the
-token that followed it). With ``--text-share`` > 0 the other episodes are passages of
-the bundled Shakespeare instead of made-up sentences (an experiment; the shipped model
-does not use it).
+only the content can (find the earlier occurrence of the current character, and predict
+the one that followed it).
+
+The model shipped before used made-up tokens, with made-up "sentences" in place of the
+passages (``episode_stream``; ``--text-share 0`` with ``--branching`` above 0 brings them
+back). It copied, but its layer-1 heads attended two places after the earlier
+occurrence, not one.
 
 Training is gptlib's own Trainer, run in short stretches so that after each stretch the
 script can measure the two things the chapter plots: the loss on the second copy of a
@@ -46,22 +51,22 @@ OUT = Path(__file__).resolve().parents[1] / "gptlib" / "data" / "induction"
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that decides the shipped model: the made-up data, the model, the training."""
+    """Everything that decides the shipped model: the data, the model, the training."""
 
-    vocab: int = 32
-    segment: tuple[int, int] = (4, 12)  # the repeated segment's length, drawn uniformly from this range
+    vocab: int = 83  # with text episodes: the bundled corpus's characters
+    segment: tuple[int, int] = (6, 24)  # the repeated segment's length, drawn uniformly from this range
     repeats: int = 2  # each segment appears between 2 and this many times in a row
-    branching: int = 4  # tokens allowed two places after each token in a "sentence" (0: no sentences)
+    branching: int = 0  # tokens allowed two places after each token in a "sentence" (0: no sentences)
     insert: float = 0.0  # in a segment's first copy, the chance of a random token after each token
-    sentences: float = 0.5  # with a table, the share of episodes that are sentences
-    text_share: float = 0.0  # share of episodes that are Shakespeare passages instead (vocab: the corpus's characters)
+    sentences: float = 0.0  # with a table, the share of episodes that are sentences
+    text_share: float = 0.5  # share of episodes that are Shakespeare passages instead (vocab: the corpus's characters)
     text_length: tuple[int, int] = (20, 100)  # a passage's length, drawn uniformly from this range
-    probe_period: int = 12  # the probe: this many random tokens, then the same again
-    block_size: int = 32
+    probe_period: int = 16  # the probe: this many random tokens, then the same again
+    block_size: int = 64
     n_head: int = 4
     n_embd: int = 128
-    batch_size: int = 128
-    iters: int = 1000
+    batch_size: int = 64
+    iters: int = 5000
     lr: float = 3e-3
     min_lr: float = 3e-3
     warmup: int = 100
@@ -191,7 +196,7 @@ def probe(model: GPT, recipe: Recipe, n: int = 32) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--stretch", type=int, default=100, help="steps between two probes")
+    parser.add_argument("--stretch", type=int, default=200, help="steps between two probes")
     parser.add_argument("--snapshots", action="store_true", help="save the model after every stretch")
     for field in dataclasses.fields(Recipe):  # every setting of the recipe can be changed, to search
         flag = "--" + field.name.replace("_", "-")
@@ -233,7 +238,7 @@ def save(model: GPT, recipe: Recipe, log: list[dict], out: Path) -> None:
     meta = {
         "config": json.dumps(dataclasses.asdict(model.config)),
         "data": json.dumps(
-            {k: getattr(recipe, k) for k in ("vocab", "segment", "repeats", "branching", "probe_period")}
+            {k: getattr(recipe, k) for k in ("vocab", "segment", "text_share", "text_length", "probe_period")}
         ),
         "recipe": json.dumps(dataclasses.asdict(recipe)),
     }

@@ -1,4 +1,4 @@
-"""The bundled Shakespeare model: what the book promises about it, measured."""
+"""The bundled models: what the book promises about them, measured."""
 
 import math
 import os
@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from gptlib.dataset import read_text, shakespeare_path, train_val_split
-from gptlib.interpret import attention_patterns, previous_token_scores
-from gptlib.pretrained import bundled_model_path, load_shakespeare_char
+from gptlib.interpret import (
+    attention_patterns,
+    induction_scores,
+    per_position_loss,
+    previous_token_scores,
+    repeated_random_tokens,
+    run_with_cache,
+)
+from gptlib.pretrained import bundled_model_path, data_path, load_induction_model, load_shakespeare_char
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +63,45 @@ def test_greedy_text_is_english_like(bundled):
     prompt = torch.tensor([tok.encode("Romeo.\n")])
     text = tok.decode(model.generate(prompt, 100, temperature=0)[0].tolist())
     assert text.startswith("Romeo.\n") and " the " in text
+
+
+@pytest.fixture(scope="module")
+def induction():
+    return load_induction_model()
+
+
+def test_the_induction_model_is_small_and_uses_the_bundled_characters(induction, bundled):
+    model, log, data = induction
+    _, tok, _, _ = bundled
+    assert os.path.getsize(data_path("induction", "model.safetensors")) <= 10 * 1024 * 1024
+    assert model.config.n_layer == 2 and model.config.vocab_size == tok.vocab_size
+    assert 2 * data["probe_period"] <= model.config.block_size
+    assert [row["step"] for row in log] == sorted(row["step"] for row in log)
+
+
+def test_the_induction_model_copies_through_a_previous_token_head_and_an_induction_head(induction):
+    """On fresh repeated random strings (not the ones of the training log or the chapter)."""
+    model, _, data = induction
+    P, g = data["probe_period"], torch.Generator().manual_seed(2024)
+    first, second, prev, ind = [], [], [], []
+    for _ in range(16):
+        seq = repeated_random_tokens(model.config.vocab_size, P, 2, generator=g)  # [2P]
+        rec = run_with_cache(model, seq)
+        loss = per_position_loss(rec.logits[:-1], seq[1:])  # [2P - 1]: predicting seq[t + 1]
+        first.append(loss[: P - 1].mean())
+        second.append(loss[P:].mean())
+        prev.append(previous_token_scores(rec.attention))
+        ind.append(induction_scores(rec.attention, P))
+    first, second = torch.stack(first).mean().item(), torch.stack(second).mean().item()
+    prev, ind = torch.stack(prev).mean(0), torch.stack(ind).mean(0)  # [L, H]
+    assert second <= 0.5 * first
+    assert prev[0].max().item() >= 0.8  # layer 0: a previous-token head
+    assert ind[1].max().item() >= 0.4  # layer 1: an induction head
+    assert ind[0].max().item() < 0.1  # layer 0 cannot do it alone
+
+
+def test_the_training_log_shows_copying_arrive(induction):
+    _, log, _ = induction
+    assert log[0]["second_copy_loss"] > 0.9 * log[0]["first_copy_loss"]  # untrained: no copying
+    assert log[-1]["second_copy_loss"] <= 0.5 * log[-1]["first_copy_loss"]
+    assert log[-1]["induction_score_l1"] >= 0.4
