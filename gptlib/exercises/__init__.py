@@ -90,7 +90,7 @@ def check(
     expected = [reference(*case) for case in cases]
     wrong = [i for i, (got, want) in enumerate(zip(outputs, expected)) if not same(got, want, atol, rtol)]
     if not wrong:
-        return f"correct: {name} agrees with the reference on {len(cases)} inputs"
+        return f"correct: {name} agrees with the reference on {len(cases)} input{'' if len(cases) == 1 else 's'}"
     for mistake in mistakes:  # a hint only when the output matches the mistake on every input
         if all(matches(mistake.wrong, case, got, atol, rtol) for case, got in zip(cases, outputs)):
             raise ExerciseError(f"{name}: not yet. Hint: {mistake.hint}")
