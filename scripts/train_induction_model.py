@@ -57,7 +57,6 @@ class Recipe:
     segment: tuple[int, int] = (6, 24)  # the repeated segment's length, drawn uniformly from this range
     repeats: int = 2  # each segment appears between 2 and this many times in a row
     branching: int = 0  # tokens allowed two places after each token in a "sentence" (0: no sentences)
-    insert: float = 0.0  # in a segment's first copy, the chance of a random token after each token
     sentences: float = 0.0  # with a table, the share of episodes that are sentences
     text_share: float = 0.5  # share of episodes that are Shakespeare passages instead (vocab: the corpus's characters)
     text_length: tuple[int, int] = (20, 100)  # a passage's length, drawn uniformly from this range
@@ -111,11 +110,7 @@ def episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generator, ta
     - with a table, a "sentence" that follows it: each token is one of the ``branching``
       tokens the table allows two places after the token before the previous one. As in
       real text, knowing the previous token helps to predict the next one, which is what
-      makes a previous-token head worth learning on its own.
-
-    With ``insert`` > 0 the first copy of a segment has random tokens inserted, so only
-    the later copies are exact: a copy that relies on one token after the earlier
-    occurrence then goes wrong less often than one that relies on two."""
+      makes a previous-token head worth learning on its own."""
     parts, total = [], 0
     low, high = recipe.segment
     while total < n_tokens:
@@ -128,22 +123,13 @@ def episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generator, ta
             for i in range(2, n):
                 segment[i] = table[segment[i - 2], pick[i]]
             r = 1
-        first = segment
-        if recipe.insert and not sentence:
-            extra = torch.rand(n, generator=generator) < recipe.insert  # [n]: a token after this one?
-            noise = torch.randint(recipe.vocab, (n,), generator=generator)
-            first = torch.stack([segment, noise], dim=1)[torch.stack([torch.ones_like(extra), extra], dim=1)]
-        parts.append(torch.cat([first, segment.repeat(r - 1)]))
+        parts.append(segment.repeat(r))
         total += len(parts[-1])
     return torch.cat(parts)
 
 
-def text_episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generator) -> torch.Tensor:
-    """About n_tokens character ids, in episodes of two kinds: a passage of the bundled
-    Shakespeare (a share ``text_share`` of them), or a random segment followed by the same
-    segment again. Real text pays for a previous-token head on its own, as in a language
-    model; the repeats pay for copying. Token ids are the corpus's characters, so
-    ``vocab`` must be their number."""
+def corpus_ids(recipe: Recipe) -> torch.Tensor:
+    """The bundled Shakespeare as character ids; ``vocab`` must be its number of characters."""
     from gptlib.dataset import read_text, shakespeare_path
     from gptlib.tokenizer import CharTokenizer
 
@@ -153,7 +139,14 @@ def text_episode_stream(recipe: Recipe, n_tokens: int, generator: torch.Generato
         raise ValueError(
             f"text episodes need vocab = {tokenizer.vocab_size} (the corpus's characters), got {recipe.vocab}"
         )
-    ids = torch.tensor(tokenizer.encode(text))
+    return torch.tensor(tokenizer.encode(text))
+
+
+def text_episode_stream(recipe: Recipe, ids: torch.Tensor, n_tokens: int, generator: torch.Generator) -> torch.Tensor:
+    """About n_tokens character ids, in episodes of two kinds: a passage of the corpus ids
+    (a share ``text_share`` of them), or a random segment followed by the same segment
+    again. Real text pays for a previous-token head on its own, as in a language model;
+    the repeats pay for copying."""
     parts, total = [], 0
     while total < n_tokens:
         if float(torch.rand(1, generator=generator)) < recipe.text_share:
@@ -211,10 +204,14 @@ def main() -> None:
     )
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
-    table = next_token_table(recipe, g) if recipe.branching and not recipe.text_share else None
     if recipe.text_share:
-        train_data, val_data = text_episode_stream(recipe, 2_000_000, g), text_episode_stream(recipe, 50_000, g)
+        ids = corpus_ids(recipe)
+        train_data, val_data = (
+            text_episode_stream(recipe, ids, 2_000_000, g),
+            text_episode_stream(recipe, ids, 50_000, g),
+        )
     else:
+        table = next_token_table(recipe, g) if recipe.branching else None
         train_data, val_data = episode_stream(recipe, 2_000_000, g, table), episode_stream(recipe, 50_000, g, table)
     config = recipe.train_config()
     torch.manual_seed(config.seed)
