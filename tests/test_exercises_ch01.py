@@ -19,28 +19,30 @@ def test_make_windows_shapes_and_shift():
 
 
 def test_unshifted_targets_get_their_hint():
-    def unshifted(data, offsets, T):
-        x = torch.stack([data[i : i + T] for i in offsets])
-        return x, x.clone()
+    def unshifted(data, offsets, block_size):
+        xs, ys = [], []
+        for i in offsets:
+            xs.append(data[i : i + block_size])
+            ys.append(data[i : i + block_size])  # the same slice: no shift
+        return torch.stack(xs), torch.stack(ys)
 
     with pytest.raises(ExerciseError, match="your targets are the inputs themselves"):
         ch01.check_make_windows(unshifted)
 
 
 def test_targets_shifted_the_wrong_way_get_their_hint():
-    def backwards(data, offsets, T):
-        x = torch.stack([data[i : i + T] for i in offsets])
-        y = torch.stack([data[i - 1 : i - 1 + T] for i in offsets])
-        return x, y
+    def backwards(data, offsets, block_size):
+        rows = torch.tensor(offsets).unsqueeze(1) + torch.arange(block_size)  # (B, T) indices into data
+        return data[rows], data[rows - 1]  # one token back instead of one ahead
 
     with pytest.raises(ExerciseError, match="shifted the wrong way"):
         ch01.check_make_windows(backwards)
 
 
 def test_swapped_windows_get_their_hint():
-    def swapped(data, offsets, T):
-        x, y = ch01.make_windows(data, offsets, T)
-        return y, x
+    def swapped(data, offsets, block_size):
+        windows = data.unfold(0, block_size + 1, 1)[offsets]  # (B, T + 1): every window of T + 1 tokens
+        return windows[:, 1:], windows[:, :-1]
 
     with pytest.raises(ExerciseError, match="x and y are swapped"):
         ch01.check_make_windows(swapped)
@@ -61,33 +63,73 @@ def test_tokens_per_word_values():
 
 
 def test_counting_characters_gets_its_hint():
+    def characters(text):
+        n_chars = sum(1 for _ in text)
+        return n_chars / len(text.split())
+
     with pytest.raises(ExerciseError, match="that counts characters per word"):
-        ch01.check_tokens_per_word(lambda s: len(s) / len(s.split()))
+        ch01.check_tokens_per_word(characters)
+
+
+def test_average_word_length_gets_the_characters_hint():
+    def word_length(text):
+        words = text.split()
+        return sum(map(len, words)) / len(words)
+
+    with pytest.raises(ExerciseError, match="that counts characters per word"):
+        ch01.check_tokens_per_word(word_length)
 
 
 def test_counting_bytes_gets_its_hint():
+    def byte_level(text):
+        n_bytes = len(bytes(text, encoding="utf-8"))  # byte-level BPE starts from the bytes
+        return n_bytes / len(text.split())
+
     with pytest.raises(ExerciseError, match="that counts UTF-8 bytes per word"):
-        ch01.check_tokens_per_word(lambda s: len(s.encode()) / len(s.split()))
+        ch01.check_tokens_per_word(byte_level)
 
 
 def test_inverted_ratio_gets_its_hint():
     from gptlib import gpt2_tokenizer
 
+    def words_per_token(text):
+        n_words = len(text.split(" "))
+        n_tokens = len(gpt2_tokenizer().encode_ordinary(text))
+        return n_words / n_tokens
+
     with pytest.raises(ExerciseError, match="the ratio is upside down"):
-        ch01.check_tokens_per_word(lambda s: len(s.split()) / len(gpt2_tokenizer().encode(s)))
+        ch01.check_tokens_per_word(words_per_token)
 
 
-def test_num_offsets_off_by_one_gets_its_hint():
+def test_num_offsets_counting_one_too_many_gets_its_hint():
+    def offsets_up_to_the_end(n_tokens, block_size):
+        return len(range(0, n_tokens - block_size + 1))  # offsets whose inputs fit, forgetting the target
+
     assert ch01.num_offsets(1000, 512) == 488
-    with pytest.raises(ExerciseError, match="needs block_size \\+ 1 tokens"):
-        ch01.check_num_offsets(lambda n, T: n - T + 1)
+    with pytest.raises(ExerciseError, match=r"needs block_size \+ 1 tokens"):
+        ch01.check_num_offsets(offsets_up_to_the_end)
+
+
+def test_num_offsets_counting_one_too_few_gets_its_hint():
+    def one_short(n_tokens, block_size):
+        window = block_size + 1  # inputs plus the last target
+        return len(range(n_tokens - window))  # the last start is n_tokens - window, and range stops before it
+
     with pytest.raises(ExerciseError, match="one offset too few"):
-        ch01.check_num_offsets(lambda n, T: n - T - 1)
+        ch01.check_num_offsets(one_short)
 
 
-def test_num_offsets_without_overlap_gets_its_hint():
+@pytest.mark.parametrize(
+    "side_by_side",
+    [
+        lambda n_tokens, block_size: len(range(0, n_tokens - block_size + 1, block_size)),
+        lambda n_tokens, block_size: len(range(0, n_tokens - block_size, block_size)),  # room for the last target
+    ],
+    ids=["blocks", "blocks-with-target"],
+)
+def test_num_offsets_without_overlap_gets_its_hint(side_by_side):
     with pytest.raises(ExerciseError, match="windows may overlap"):
-        ch01.check_num_offsets(lambda n, T: n // T)
+        ch01.check_num_offsets(side_by_side)
 
 
 def test_num_offsets_matches_the_windows_that_fit():

@@ -81,6 +81,9 @@ def tokens_per_word(text: str) -> float:
     return len(gpt2_tokenizer().encode(text)) / len(text.split())
 
 
+_CHARACTERS_HINT = "that counts characters per word. Count tokens instead: len(gpt2_tokenizer().encode(text))."
+
+
 def check_tokens_per_word(fn) -> str:
     """Exercise: tokens_per_word(text) -> float."""
     return check(
@@ -89,10 +92,8 @@ def check_tokens_per_word(fn) -> str:
         tokens_per_word,
         cases=TEXTS,
         mistakes=[
-            Mistake(
-                lambda s: len(s) / len(s.split()),
-                "that counts characters per word. Count tokens instead: len(gpt2_tokenizer().encode(text)).",
-            ),
+            Mistake(lambda s: len(s) / len(s.split()), _CHARACTERS_HINT),
+            Mistake(lambda s: sum(len(w) for w in s.split()) / len(s.split()), _CHARACTERS_HINT),  # spaces left out
             Mistake(
                 lambda s: len(s.encode("utf-8")) / len(s.split()),
                 "that counts UTF-8 bytes per word. BPE merges bytes into tokens: "
@@ -115,6 +116,9 @@ def num_offsets(n_tokens: int, block_size: int) -> int:
     return n_tokens - block_size
 
 
+_OVERLAP_HINT = "windows may overlap: every start offset counts, not only the multiples of block_size."
+
+
 def check_num_offsets(fn) -> str:
     """Exercise: num_offsets(n_tokens, block_size) -> int."""
     return check(
@@ -133,10 +137,8 @@ def check_num_offsets(fn) -> str:
                 "one offset too few: offset n_tokens - block_size - 1 still fits, since its last "
                 "target is the text's last token.",
             ),
-            Mistake(
-                lambda n, T: n // T,
-                "windows may overlap: every start offset counts, not only the multiples of block_size.",
-            ),
+            Mistake(lambda n, T: n // T, _OVERLAP_HINT),  # windows side by side
+            Mistake(lambda n, T: (n - 1) // T, _OVERLAP_HINT),  # side by side, each with its extra target token
         ],
     )
 
