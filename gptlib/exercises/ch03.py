@@ -54,7 +54,8 @@ def check_attention_scores(fn) -> str:
             ),
             Mistake(
                 lambda q, k: q @ k.transpose(-2, -1) / q.size(-1),
-                "you divided by the head size; divide by its square root (sqrt(64) = 8), which brings the variance back to 1.",
+                "you divided by the head size; divide by its square root (sqrt(64) = 8), "
+                "which takes the head size out of the scores' variance.",
             ),
             Mistake(
                 lambda q, k: q @ k.transpose(-2, -1) / 8.0,
@@ -87,8 +88,10 @@ def check_softmax_rows(fn) -> str:
         softmax_rows,
         cases=cases,
         nan_hint=(
-            "exp overflowed on large scores and gave inf or nan. "
-            "Subtract each row's maximum before exp: the softmax does not change when a whole row is shifted."
+            "your weights hold inf or nan. That is what exp does to large scores: it overflows to inf, or a whole "
+            "row underflows to 0 and 0 / 0 is nan. Subtract each row's own maximum before exp, "
+            "scores.amax(dim=-1, keepdim=True): the softmax does not change when a whole row is shifted, "
+            "and the row's largest entry becomes exp(0) = 1."
         ),
         mistakes=[
             Mistake(
@@ -125,6 +128,14 @@ def check_attention_one_head(fn) -> str:
             Mistake(
                 lambda q, k, v: _head(attention_scores(q, k), v, dim=-2),
                 "the softmax runs over the wrong dimension: each query's row of weights must sum to 1, so use dim=-1.",
+            ),
+            Mistake(
+                lambda q, k, v: _head(attention_scores(q, k), v, dim=-1)[0],
+                "you returned only the output: return the tuple (out, weights), the weights too.",
+            ),
+            Mistake(
+                lambda q, k, v: _head(attention_scores(q, k), v, dim=-1)[::-1],
+                "you returned (weights, out): return the output first, then the weights.",
             ),
         ],
     )
