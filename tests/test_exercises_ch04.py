@@ -1,5 +1,8 @@
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gptlib.exercises import ExerciseError, ch04
 
@@ -9,9 +12,20 @@ def test_reference_solution_is_accepted():
     assert ch04.allowed_pairs(512) == 131_328
 
 
-def test_forgetting_the_diagonal_gets_its_hint():
-    with pytest.raises(ExerciseError, match="look at itself: count the diagonal"):
-        ch04.check_allowed_pairs(lambda T: T * (T - 1) // 2)
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda T: math.comb(T, 2), "look at itself: count the diagonal"),  # pairs of two different positions
+        (lambda T: sum(range(T)), "look at itself: count the diagonal"),  # row i allows i keys
+        (lambda T: torch.ones(T, T).sum(), "that is every pair"),  # a tensor, made whole by the checker
+        (lambda T: int(0.5 * T**2), "misses the diagonal's half"),
+        (lambda T: T**2 / 2, "misses the diagonal's half"),  # 0.5 at T = 1
+    ],
+    ids=["comb", "sum-range", "all-ones", "half-int", "half-float"],
+)
+def test_allowed_pairs_mistakes_get_their_hints(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        ch04.check_allowed_pairs(wrong)
 
 
 def test_an_unknown_wrong_answer_still_fails_clearly():
@@ -29,13 +43,36 @@ def test_build_causal_mask_reference_is_accepted():
     assert int(ch04.build_causal_mask(512).sum()) == 131_328
 
 
+def keys_after_the_query(T):
+    i = torch.arange(T).unsqueeze(1)  # query, down the rows
+    j = torch.arange(T).unsqueeze(0)  # key, across the columns
+    return j >= i
+
+
+def strictly_earlier_keys(T):
+    mask = torch.zeros(T, T, dtype=torch.bool)
+    for i in range(T):
+        mask[i, :i] = True  # keys 0 .. i - 1
+    return mask
+
+
+def the_hidden_pairs(T):
+    return ~torch.ones(T, T).tril().bool()  # True where the pair is hidden
+
+
+def tril_not_in_place(T):
+    mask = torch.ones(T, T, dtype=torch.bool)
+    mask.tril()  # returns a new tensor; mask itself is unchanged
+    return mask
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda T: torch.ones(T, T, dtype=torch.bool).triu(), "that is the upper triangle"),
-        (lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1), "keep the diagonal"),
-        (lambda T: torch.ones(T, T, dtype=torch.bool).triu(1), "you marked the pairs to hide"),
-        (lambda T: torch.ones(T, T, dtype=torch.bool), "that allows every pair"),
+        (keys_after_the_query, "that is the upper triangle"),
+        (strictly_earlier_keys, "keep the diagonal"),
+        (the_hidden_pairs, "you marked the pairs to hide"),
+        (tril_not_in_place, "that allows every pair"),
     ],
     ids=["upper", "strict-lower", "inverted", "all-ones"],
 )
@@ -54,13 +91,31 @@ def test_masked_softmax_reference_is_accepted():
     assert ch04.check_masked_softmax(lambda s, m: torch.softmax(s.masked_fill(~m, -1e9), dim=-1)).startswith("correct")
 
 
+def multiplied_by_the_mask(scores, mask):
+    return torch.softmax(scores * mask, dim=-1)  # hidden scores become 0, not -inf
+
+
+def zeroed_after_the_softmax(scores, mask):
+    weights = F.softmax(scores, dim=-1)
+    return weights * mask
+
+
+def softmax_over_the_queries(scores, mask):
+    hidden = torch.where(mask, scores, float("-inf"))
+    return hidden.softmax(dim=-2)
+
+
+def minus_infinity_where_allowed(scores, mask):
+    return torch.softmax(torch.where(mask, float("-inf"), scores), dim=-1)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda s, m: torch.softmax(s.masked_fill(~m, 0.0), dim=-1), r"fill with float\('-inf'\)"),
-        (lambda s, m: torch.softmax(s, dim=-1).masked_fill(~m, 0.0), "mask the scores before the softmax"),
-        (lambda s, m: torch.softmax(s.masked_fill(~m, float("-inf")), dim=-2), "wrong dimension"),
-        (lambda s, m: torch.softmax(s.masked_fill(m, float("-inf")), dim=-1), r"masked_fill\(~mask, \.\.\.\)"),
+        (multiplied_by_the_mask, r"fill with float\('-inf'\)"),
+        (zeroed_after_the_softmax, "mask the scores before the softmax"),
+        (softmax_over_the_queries, "wrong dimension"),
+        (minus_infinity_where_allowed, r"the -inf must go where the pair is NOT allowed.*masked_fill\(~mask, \.\.\.\)"),
     ],
     ids=["fill-zero", "softmax-first", "softmax-dim", "inverted-mask"],
 )

@@ -14,6 +14,9 @@ def allowed_pairs(T: int) -> int:
     return T * (T + 1) // 2
 
 
+_HALF_HINT = "half of T x T misses the diagonal's half: the diagonal is fully allowed."
+
+
 def check_allowed_pairs(fn) -> str:
     """Exercise: count the pairs a T x T causal mask allows, without building it."""
     return check(
@@ -26,7 +29,9 @@ def check_allowed_pairs(fn) -> str:
             Mistake(
                 lambda T: T * T, "that is every pair; the mask hides the pairs where the key comes after the query."
             ),
-            Mistake(lambda T: T * T // 2, "half of T x T misses the diagonal's half: the diagonal is fully allowed."),
+            Mistake(lambda T: T * T // 2, _HALF_HINT),
+            # T * T / 2 is 0.5 at T = 1, and the reader's answer goes through whole_number: so must the mistake
+            Mistake(whole_number(lambda T: T * T / 2), _HALF_HINT),
         ],
     )
 
@@ -100,8 +105,8 @@ def check_masked_softmax(fn) -> str:
         masked_softmax,
         cases=cases,
         nan_hint=(
-            "some rows are NaN, which happens when every score of a row is -inf. "
-            "masked_fill fills where its mask is True, so fill where the pair is NOT allowed: masked_fill(~mask, ...)."
+            "some rows are NaN, which happens when every score of a row is -inf: the -inf must go where the pair "
+            "is NOT allowed. masked_fill fills where its mask is True, so fill where mask is False: masked_fill(~mask, ...)."
         ),
         mistakes=[
             Mistake(
