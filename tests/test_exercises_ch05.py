@@ -3,7 +3,7 @@ import doctest
 import pytest
 import torch
 
-from gptlib import GPTConfig
+from gptlib import GPT, GPTConfig
 from gptlib.attention import merge_heads, split_heads
 from gptlib.exercises import ExerciseError, ch05
 
@@ -22,14 +22,39 @@ def test_head_size_reference_is_accepted():
     assert ch05.head_size(GPTConfig(n_head=8)) == 96
 
 
-def test_head_size_tokens_per_head_gets_its_hint():
-    with pytest.raises(ExerciseError, match="Heads split the embedding dimension, not the tokens"):
-        ch05.check_head_size(lambda c: c.block_size // c.n_head)
+def tokens_per_head(config):
+    return int(config.block_size / config.n_head)
 
 
-def test_head_size_dividing_by_layers_gets_its_hint():
-    with pytest.raises(ExerciseError, match="n_layer is the number of blocks"):
-        ch05.check_head_size(lambda c: c.n_embd // c.n_layer)
+def tokens_per_head_read_off_the_shape(config):
+    x_shape = (1, config.block_size, config.n_embd)  # (B, T, C)
+    return x_shape[1] / config.n_head  # the token axis, not the embedding
+
+
+def dims_per_block(config):
+    with torch.device("meta"):
+        blocks = GPT(config).transformer.h  # h holds the blocks, not the heads
+    return config.n_embd // len(blocks)
+
+
+def dims_per_block_as_a_float(config):
+    n_blocks = config.n_layer  # 12 in GPT-2 small, like n_head
+    return config.n_embd / n_blocks
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (tokens_per_head, "Heads split the embedding dimension, not the tokens"),
+        (tokens_per_head_read_off_the_shape, "Heads split the embedding dimension, not the tokens"),
+        (dims_per_block, "n_layer is the number of blocks"),
+        (dims_per_block_as_a_float, "n_layer is the number of blocks"),
+    ],
+    ids=["tokens", "tokens-float", "layers", "layers-float"],
+)
+def test_head_size_mistakes_get_their_hints(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        ch05.check_head_size(wrong)
 
 
 def test_head_size_float_division_gets_its_hint():
@@ -58,7 +83,7 @@ def test_split_heads_reference_and_a_reshape_version_are_accepted():
 def test_split_heads_view_without_transpose_gets_its_hint():
     def wrong(x, n_head):
         B, T, C = x.shape
-        return x.view(B, n_head, T, C // n_head)  # same shape as the right answer
+        return x.reshape(B, n_head, T, -1)  # the shape of the right answer
 
     assert wrong(torch.zeros(2, 512, 768), 12).shape == split_heads(torch.zeros(2, 512, 768), 12).shape
     with pytest.raises(ExerciseError, match=r"shape is right but the numbers are not.*then transpose\(1, 2\)"):
@@ -66,22 +91,28 @@ def test_split_heads_view_without_transpose_gets_its_hint():
 
 
 def test_split_heads_missing_transpose_gets_its_hint():
+    def heads_last(x, n_head):
+        head_size = x.shape[-1] // n_head
+        return torch.stack(x.split(head_size, dim=-1), dim=2)  # (B, T, n_head, head_size)
+
     with pytest.raises(ExerciseError, match=r"heads are dimension 2\. transpose\(1, 2\)"):
-        ch05.check_split_heads(lambda x, n: x.view(x.shape[0], x.shape[1], n, x.shape[2] // n))
+        ch05.check_split_heads(heads_last)
 
 
 def test_split_heads_splitting_tokens_gets_its_hint():
+    def token_groups(x, n_head):
+        return torch.stack(x.chunk(n_head, dim=1), dim=1)  # n_head groups of T // n_head tokens
+
     with pytest.raises(ExerciseError, match="that splits the tokens into n_head groups"):
-        ch05.check_split_heads(lambda x, n: x.view(x.shape[0], n, x.shape[1] // n, x.shape[2]))
+        ch05.check_split_heads(token_groups)
 
 
 def test_split_heads_interleaved_dims_gets_its_hint():
-    def wrong(x, n_head):
-        B, T, C = x.shape
-        return x.view(B, T, C // n_head, n_head).permute(0, 3, 1, 2)
+    def every_n_head_th_dim(x, n_head):
+        return torch.stack([x[:, :, h::n_head] for h in range(n_head)], dim=1)
 
     with pytest.raises(ExerciseError, match=r"every n_head-th dim"):
-        ch05.check_split_heads(wrong)
+        ch05.check_split_heads(every_n_head_th_dim)
 
 
 def test_split_heads_crash_is_reported():
@@ -105,7 +136,7 @@ def test_merge_heads_reference_and_a_reshape_version_are_accepted():
 def test_merge_heads_view_without_transpose_gets_its_hint():
     def wrong(y):
         B, nh, T, hs = y.shape
-        return y.view(B, T, nh * hs)  # works (y is contiguous) but mixes tokens
+        return y.contiguous().view(B, T, -1)  # runs, but mixes tokens
 
     with pytest.raises(ExerciseError, match=r"shape is right but the numbers are not: without transpose\(1, 2\)"):
         ch05.check_merge_heads(wrong)
@@ -121,12 +152,12 @@ def test_merge_heads_view_without_contiguous_gets_its_hint():
 
 
 def test_merge_heads_wrong_order_gets_its_hint():
-    def wrong(y):
-        B, nh, T, hs = y.shape
-        return y.permute(0, 2, 3, 1).reshape(B, T, nh * hs)
+    def heads_stacked_last(y):
+        n_head = y.shape[1]
+        return torch.stack([y[:, h] for h in range(n_head)], dim=-1).flatten(2)  # (B, T, hs, nh) -> (B, T, C)
 
     with pytest.raises(ExerciseError, match="joined in the wrong order"):
-        ch05.check_merge_heads(wrong)
+        ch05.check_merge_heads(heads_stacked_last)
 
 
 def test_merge_heads_forgetting_to_flatten_reports_the_shape():
@@ -152,8 +183,9 @@ def test_head_weights_reference_is_accepted_and_builds_a_head():
 
 def test_head_weights_grouped_by_head_gets_its_hint():
     def wrong(W, h, n_head):
-        hs = W.shape[1] // n_head
-        return tuple(W[3 * h * hs : 3 * (h + 1) * hs].split(hs))
+        C = W.shape[1]
+        per_head = W.view(n_head, 3, C // n_head, C)  # as if each head's q, k, v rows came together
+        return tuple(per_head[h].unbind(0))
 
     with pytest.raises(ExerciseError, match="c_attn is not grouped head by head"):
         ch05.check_head_weights(wrong)
@@ -162,7 +194,10 @@ def test_head_weights_grouped_by_head_gets_its_hint():
 def test_head_weights_without_offset_gets_its_hint():
     def wrong(W, h, n_head):
         hs = W.shape[1] // n_head
-        return (W[h * hs : (h + 1) * hs],) * 3
+        wq = W.narrow(0, h * hs, hs)
+        wk = W.narrow(0, h * hs, hs)  # copied from the line above, without the C offset
+        wv = W.narrow(0, h * hs, hs)
+        return wq, wk, wv
 
     with pytest.raises(ExerciseError, match="those are the query rows three times"):
         ch05.check_head_weights(wrong)
@@ -172,7 +207,8 @@ def test_head_weights_slicing_columns_gets_its_hint():
     def wrong(W, h, n_head):
         C = W.shape[1]
         hs = C // n_head
-        return tuple(W[:, p * C + h * hs : p * C + (h + 1) * hs] for p in range(3))
+        q, k, v = W[:, :C], W[:, C : 2 * C], W[:, 2 * C :]  # as if W were (C, 3C)
+        return tuple(part[:, h * hs : (h + 1) * hs] for part in (q, k, v))
 
     with pytest.raises(ExerciseError, match=r"stores its weight as \(out, in\) = \(3C, C\)"):
         ch05.check_head_weights(wrong)

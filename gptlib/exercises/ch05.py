@@ -26,6 +26,16 @@ def head_size_cases() -> list[tuple[GPTConfig]]:
     return [(GPTConfig.from_preset(name),) for name in names] + [(GPTConfig(n_head=8),)]
 
 
+_TOKENS_HINT = (
+    "that divides the tokens among the heads. Heads split the embedding dimension, "
+    "not the tokens: every head sees all block_size positions, with n_embd // n_head dims."
+)
+_LAYERS_HINT = (
+    "n_layer is the number of blocks; in GPT-2 small it happens to equal n_head (12). "
+    "The embedding is cut into n_head pieces."
+)
+
+
 def check_head_size(fn) -> str:
     """Exercise: the head size of a GPTConfig, an int."""
     cases = head_size_cases()
@@ -34,17 +44,11 @@ def check_head_size(fn) -> str:
         fn,
         head_size,
         cases=cases,
-        mistakes=[
-            Mistake(
-                lambda c: c.block_size // c.n_head,
-                "that divides the tokens among the heads. Heads split the embedding dimension, "
-                "not the tokens: every head sees all block_size positions, with n_embd // n_head dims.",
-            ),
-            Mistake(
-                lambda c: c.n_embd // c.n_layer,
-                "n_layer is the number of blocks; in GPT-2 small it happens to equal n_head (12). "
-                "The embedding is cut into n_head pieces.",
-            ),
+        mistakes=[  # each with // and with /, which gives a float such as 42.666... that no int matches
+            Mistake(lambda c: c.block_size // c.n_head, _TOKENS_HINT),
+            Mistake(lambda c: c.block_size / c.n_head, _TOKENS_HINT),
+            Mistake(lambda c: c.n_embd // c.n_layer, _LAYERS_HINT),
+            Mistake(lambda c: c.n_embd / c.n_layer, _LAYERS_HINT),
         ],
     )
     if not result.startswith("correct"):  # an untouched stub: nothing more to check
