@@ -3,17 +3,20 @@
 #   make test   set up, then lint (ruff) and run every test (unit tests, strict nbval over the
 #               chapters, the book build, the browser test)
 PYTHON ?= python
-# Installed only when no torch is importable yet: pip finds the CPU build quickly here.
-# Any torch >= 2.2 that is already installed is kept as it is.
-TORCH ?= torch==2.13.0
+# Every package is installed at the version pinned in constraints.txt: the versions the
+# notebooks' stored outputs and CI come from. torch is installed first, only when none is
+# importable yet (on the project's own machines pip finds the CPU build on local disk);
+# a torch 2.13.0 that is already installed, of any build (CPU or CUDA), is kept.
+CONSTRAINTS ?= constraints.txt
+PIP = $(PYTHON) -m pip install -c $(CONSTRAINTS)
 
 .PHONY: book test torch lint browser-assets
 
 torch:
-	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH)"
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) torch
 
 book: torch
-	$(PYTHON) -m pip install -e ".[book]"
+	$(PIP) -e ".[book]"
 	jupyter-book build . -W -n --keep-going
 
 # The pages' CDN scripts for the browser test, fetched from the npm registry when npm is here.
@@ -28,6 +31,6 @@ lint:
 	$(PYTHON) -m ruff format --check $(LINTED)
 
 test: torch
-	$(PYTHON) -m pip install -e ".[test]"
+	$(PIP) -e ".[test]"
 	$(MAKE) --no-print-directory browser-assets lint PYTHON="$(PYTHON)"
 	$(PYTHON) -m pytest

@@ -25,6 +25,25 @@ def skip_or_fail(reason: str):
     pytest.skip(reason, allow_module_level=True)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Start the cross-machine run of the chapters (tests/test_portable.py) in the background
+    as soon as it is collected, and read its result last."""
+    portable = [item for item in items if item.nodeid.startswith("tests/test_portable.py::test_the_chapters")]
+    if portable:
+        from tests import test_portable
+
+        test_portable.start_in_background()
+        items[:] = [item for item in items if item not in portable] + portable
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import sys
+
+    module = sys.modules.get("tests.test_portable")
+    if module is not None:
+        module.stop_background()
+
+
 @pytest.fixture
 def tiny_config() -> GPTConfig:
     return GPTConfig.from_preset("tiny")

@@ -41,7 +41,7 @@ def test_running_example_and_head_size():
     assert GPTConfig.from_preset("gpt2-xl").head_size == 64
 
 
-def test_presets_named_in_the_issue_exist():
+def test_the_presets_the_readme_and_the_book_name_exist():
     assert set(PRESETS) == {"gpt2", "gpt2-512", "gpt2-medium", "gpt2-large", "gpt2-xl", "shakespeare-char", "tiny"}
     sc = PRESETS["shakespeare-char"]
     assert (sc.n_layer, sc.n_head, sc.n_embd, sc.block_size) == (6, 6, 384, 256)
