@@ -25,6 +25,17 @@ def skip_or_fail(reason: str):
     pytest.skip(reason, allow_module_level=True)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI no test may skip silently: a skip there (however it was asked for) is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every test must run: {reason}"
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Start the cross-machine run of the chapters (tests/test_portable.py) in the background
     as soon as it is collected, and read its result last."""

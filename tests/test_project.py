@@ -238,3 +238,21 @@ def test_every_cell_whose_output_is_not_compared_asserts_something(path):
             assert re.search(r"^\s*assert\b", source, re.M), (
                 f"{path.name} cell {i}: its output is not compared, so it must assert what holds on every machine"
             )
+
+
+@pytest.mark.parametrize("ci, status, word", [("true", 1, "failed"), ("", 0, "skipped")])
+def test_a_skip_fails_in_ci_and_is_reported_elsewhere(tmp_path, ci, status, word):
+    import os
+    import subprocess
+    import sys
+
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("import pytest\n\n\ndef test_needs_a_browser():\n    pytest.skip('no browser here')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", str(probe)],
+        cwd=ROOT,
+        env={**os.environ, "CI": ci},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == status and f"1 {word}" in result.stdout, result.stdout[-2000:]
