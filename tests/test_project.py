@@ -256,3 +256,28 @@ def test_a_skip_fails_in_ci_and_is_reported_elsewhere(tmp_path, ci, status, word
         text=True,
     )
     assert result.returncode == status and f"1 {word}" in result.stdout, result.stdout[-2000:]
+
+
+DECIMAL = re.compile(r"-?\d+(\.\d+([eE][+-]?\d+)?|[eE][+-]?\d+)")
+ASSERTS = re.compile(r"^\s*assert\b|assert_close\(|\bcheck_\w+\(", re.M)
+
+
+def stored_text(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append("".join(out["text"]))
+        elif "text/plain" in out.get("data", {}) and "image/png" not in out["data"]:
+            parts.append("".join(out["data"]["text/plain"]))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_every_cell_that_prints_a_decimal_asserts_in_it_or_the_next(path):
+    # nbval does not compare decimals (tests/nbval_sanitize.cfg), so an assertion must hold them.
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    for k, cell in enumerate(cells):
+        if "widget-explorer" in cell.get("metadata", {}).get("tags", []) or not DECIMAL.search(stored_text(cell)):
+            continue
+        here_or_next = "".join(cell["source"]) + "".join(cells[k + 1]["source"] if k + 1 < len(cells) else "")
+        assert ASSERTS.search(here_or_next), f"{path.name} code cell {k} prints a decimal that no assertion holds"
