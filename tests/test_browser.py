@@ -4,10 +4,12 @@ Needs Debian's Chromium (or any Chromium/Chrome named by $CHROMIUM), the Python 
 `playwright` (its own browser downloads are never used), and the CDN scripts the pages
 load, fetched once by `bash tests/fetch_browser_assets.sh`: the local server serves them
 from that folder in place of the CDN, so the test needs no network. Without these the
-test is skipped with a message; with CI set (true, 1, yes) a skip is a failure.
+test is skipped with a message; on a CI machine (conftest.in_ci) it fails instead, so
+that CI never passes without having run it.
 
-The live explorers (gpt-live.js, issue 9) run the book's model in the page with
-onnxruntime-web; their tests compare what the page computes and draws with gptlib.
+The live explorers (book/_ext/static/gpt-live.js) run the book's model in the page with
+onnxruntime-web; their tests compare what the page computes, samples, prints and draws
+with gptlib.
 """
 
 import functools
@@ -21,7 +23,7 @@ import pytest
 import torch
 import yaml
 
-from .conftest import ROOT
+from .conftest import ROOT, skip_or_fail
 from .test_book_build import toc_pages
 
 ASSETS = ROOT / "tests" / ".browser-assets"
@@ -61,16 +63,6 @@ def chromium_path():
 # FULL_PAGE_SHOTS=1 pytest tests/test_browser.py -k reader saves every page whole, at
 # 1280 px and at 390 px, into _build/html/_screenshots/, to look at before a release.
 FULL_PAGE = os.environ.get("FULL_PAGE_SHOTS", "").strip().lower() in {"1", "true", "yes"}
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
-def skip_or_fail(reason):
-    if in_ci():
-        pytest.fail(f"browser test cannot run in CI: {reason}")
-    pytest.skip(reason)
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
@@ -185,6 +177,12 @@ def test_page_renders_for_a_reader(site, page_name):
         assert colab == f"https://colab.research.google.com/github/{REPO}/blob/main/{page_name}.ipynb"
         binder = page.locator("a[href*='mybinder.org']").first.get_attribute("href")
         assert binder.endswith(f"urlpath=lab/tree/{page_name}.ipynb")
+    # The header as sphinx-book-theme draws it: one search field (in the sidebar), and the book
+    # from the top of the window, with no band of header navbar above it.
+    searches = page.locator(".search-button-field, input[type=search]").filter(visible=True)
+    assert searches.count() == 1, f"{page_name} shows {searches.count()} search fields at 1280px"
+    top = page.evaluate("document.querySelector('.bd-container').getBoundingClientRect().top + window.scrollY")
+    assert top <= 1, f"{page_name} has a {top}px band above the book at 1280px"
     page.screenshot(path=str(shots / f"{name}.png"), full_page=FULL_PAGE)
 
     # The same page on a phone: at 390 px nothing is wider than the screen (wide tables,
@@ -477,6 +475,112 @@ def test_live_sampling_equals_next_token_probs(site):
             rtol=0,
             msg=f"temperature {temperature}, top_k {top_k}, top_p {top_p}",
         )
+    assert not errors
+    page.close()
+
+
+# Distributions at the edges of the sampling rule: (what, probabilities, top_k, top_p, the tokens
+# gptlib keeps). The logits are the probabilities' logs, so the softmax gives them back up to
+# rounding, and rounding is what most of these are about: a running sum that is p on paper can
+# come out a hair below p, and gptlib still counts such a set as reaching p (TOP_P_TOLERANCE).
+# No tie here straddles the top-p boundary: which of two tied tokens gptlib keeps there depends
+# on the order torch.sort happens to give them.
+SAMPLING_BOUNDARIES = [
+    ("top_p is the mass of the top two", [0.5, 0.3, 0.15, 0.05], None, 0.8, [0, 1]),
+    ("top_p is within the tolerance above the top two", [0.5, 0.3, 0.15, 0.05], None, 0.8 + 5e-7, [0, 1]),
+    ("top_p is past the tolerance above the top two", [0.5, 0.3, 0.15, 0.05], None, 0.8 + 5e-6, [0, 1, 2]),
+    ("top_p is at a running sum: ties on both sides", [0.3, 0.3, 0.2, 0.2], None, 0.6, [0, 1]),
+    ("top-k keeps both tokens tied with the k-th", [0.5, 0.3, 0.1, 0.1, 0.01], 3, None, [0, 1, 2, 3]),
+    ("top-k keeps the tied pair, top-p then drops both", [0.5, 0.3, 0.1, 0.1, 0.01], 3, 0.8, [0, 1]),
+]
+
+
+def test_live_sampling_at_the_boundaries_equals_next_token_probs(site):
+    from gptlib.generate import TOP_P_TOLERANCE, next_token_probs
+
+    browser, base, _ = site
+    page, errors, _, _, _ = open_live(browser, base, "generate")
+    assert page.evaluate("__gptLive.TOP_P_TOLERANCE") == TOP_P_TOLERANCE
+    for what, probs, top_k, top_p, kept in SAMPLING_BOUNDARIES:
+        logits = torch.tensor(probs, dtype=torch.float64).log()
+        expected = next_token_probs(logits[None], 1.0, top_k, top_p)[0]
+        assert expected.nonzero().flatten().tolist() == kept, f"gptlib's rule has changed: {what}"
+        got = page.evaluate("([l, k, p]) => __gptLive.nextTokenProbs(l, 1, k, p)", [logits.tolist(), top_k, top_p])
+        torch.testing.assert_close(torch.tensor(got, dtype=torch.float64), expected, atol=1e-12, rtol=0, msg=what)
+    assert not errors
+    page.close()
+
+
+# Characters that Python's repr() escapes, or prints, where an imitation easily differs: a no-break
+# space, NEL (a C1 control), a zero-width space and a byte-order mark (format characters), a line
+# separator, a private-use character, a combining accent (printed), an emoji outside the BMP
+# (printed), a tag character outside the BMP (escaped), a code point that this Python's Unicode
+# leaves unassigned but a newer one (the browser's) assigns, quotes and backslashes.
+REPR_STRINGS = [
+    "\xa0",
+    "\x85",
+    "\u200b",
+    "\ufeff",
+    "\u2028",
+    "\ue000",
+    "cafe\u0301",
+    "\U0001f642",
+    "\U000e0001",
+    "\U0001fae9",
+    "'",
+    '"',
+    "\\",
+    "it's",
+    'say "hi"',
+    "both ' and \"",
+    "C:\\new\\table",
+    "tab\tcr\rlf\n\x00\x1f\x7f\x80\x9f\xad",
+]
+# Texts with characters the Shakespeare vocabulary lacks, for gptlib's error, which lists them
+# sorted (by code point) and repr()'d: the last one has 12, of which the error shows the first 10,
+# some of them outside the BMP and some from U+E000 to U+FFFF (UTF-16 order differs there).
+UNKNOWN_TEXTS = [
+    "Romeo\xa0and\x85Juliet\u200b",
+    "cafe\u0301\u200b",
+    "\U0001f642 \uff01",
+    "back\\slash \ufeff",
+    "\U0001f600\U0001f642\U000e0001\U0001f680\U00010000\U0001d173\ue000\ufeff\uff01\uff1f\uffe5\ufb01",
+]
+
+
+def test_live_page_prints_and_sorts_characters_as_python(site, shakespeare):
+    _, tok = shakespeare
+    browser, base, _ = site
+    page, errors, _, _, _ = open_live(browser, base, "attention")
+    for text in REPR_STRINGS:
+        assert page.evaluate("t => __gptLive.pyRepr(t)", text) == repr(text)
+    # Every code point: the page escapes exactly those that this Python's repr() escapes ...
+    escaped_from = page.evaluate("""() => {
+        const flips = [];
+        for (let code = 0, escaped = false; code <= 0x10ffff; code++) {
+            if (__gptLive.pyRepr(String.fromCodePoint(code)).includes("\\\\") !== escaped) {
+                flips.push(code);
+                escaped = !escaped;
+            }
+        }
+        return flips;
+    }""")
+    expected_flips, escaped = [], False
+    for code in range(0x110000):
+        if ("\\" in repr(chr(code))) != escaped:
+            expected_flips.append(code)
+            escaped = not escaped
+    assert escaped_from == expected_flips
+    # ... and writes them as it does, checked on each side of every flip.
+    codes = sorted({c for flip in expected_flips for c in (flip - 1, flip) if 0 <= c <= 0x10FFFF})
+    got = page.evaluate("codes => codes.map((c) => __gptLive.pyRepr(String.fromCodePoint(c)))", codes)
+    assert got == [repr(chr(c)) for c in codes]
+
+    for text in UNKNOWN_TEXTS:
+        with pytest.raises(ValueError) as gptlib_error:
+            tok.encode(text)
+        message = page.evaluate("t => { try { __gptLive.model.encode(t); } catch (e) { return e.message; } }", text)
+        assert message == str(gptlib_error.value), text
     assert not errors
     page.close()
 

@@ -11,16 +11,21 @@
   module: require.js must be told that it lives on the CDN, or its fonts are requested
   next to the page. It also typesets widget labels with MathJax 2's ``MathJax.Hub.Queue``,
   which MathJax 3 no longer has; a two-line adapter forwards it to ``typesetPromise``.
-- The live pages (issue 9): at build time the bundled Shakespeare model is exported from
+- The live explorers run the book's own model in the reader's browser, so that a reader can
+  try any text without a kernel: at build time the bundled Shakespeare model is exported from
   the package's safetensors to ONNX, with the JSON the page needs (``gptlib.export``),
   into the site's ``_static/gpt-live/``; ``gpt-live.js`` mounts the explorers on the
   placeholders ``<div class="gpt-live" data-demo="attention|generate">`` with
   onnxruntime-web, loaded from the CDN URL ``gpt_live_ort`` (``_config.yml``). The export
   is kept in the doctree folder and redone only when the model, gptlib.export or torch change.
+  Beside it goes the building Python's table of printable characters, so that the page's
+  error messages print characters exactly as gptlib's (Python's ``repr``) do.
 """
 
 import hashlib
 import json
+import sys
+import unicodedata
 from pathlib import Path
 
 MATHJAX2_ADAPTER = """
@@ -68,6 +73,30 @@ def add_stylesheet(app):
 
 
 LIVE_MODEL = "shakespeare-char"
+PRINTABLE_FILE = "python-printable.json"
+
+
+def write_printable_table(path: Path) -> None:
+    """Write where this Python's ``str.isprintable()`` changes over all code points.
+
+    repr() escapes exactly the characters that are not printable, and which those are depends
+    on the Unicode version of the Python (3.11 has Unicode 14, Chromium a newer one), so the page
+    takes them from the Python that builds the book rather than from the browser. The file holds
+    the gaps between the code points where printability flips, starting from "printable"
+    (about 700 runs, 3.5 kB).
+    """
+    bounds, printable = [], True
+    for code in range(sys.maxunicode + 1):
+        if chr(code).isprintable() != printable:
+            bounds.append(code)
+            printable = not printable
+    gaps = [b - a for a, b in zip([0, *bounds], bounds)]
+    table = {"format": "python-printable/1", "python": sys.version.split()[0],
+             "unicode": unicodedata.unidata_version, "gaps": gaps}
+    text = json.dumps(table, separators=(",", ":"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
 
 
 def export_live_model(app):
@@ -95,9 +124,11 @@ def export_live_model(app):
         model, tok, _ = load_shakespeare_char()
         gptlib.export.export_for_page(model, tok, target, name=LIVE_MODEL)
         stamp_file.write_text(stamp.hexdigest())
+    write_printable_table(folder / "gpt-live" / PRINTABLE_FILE)
     app.config.html_static_path.append(str(folder))
     app.add_js_file("gpt-live.js", **{"data-ort": app.config.gpt_live_ort,
-                                      "data-model": f"gpt-live/{LIVE_MODEL}.json"})
+                                      "data-model": f"gpt-live/{LIVE_MODEL}.json",
+                                      "data-printable": f"gpt-live/{PRINTABLE_FILE}"})
     app.add_css_file("gpt-live.css")
 
 

@@ -11,6 +11,11 @@
  * and the JSON beside it (vocabulary, config, what each head does). The model computes every
  * number; this file only encodes characters, samples (as gptlib.generate.next_token_probs
  * does) and draws. window.__gptLive holds what was computed and drawn, for the browser test.
+ *
+ * Error messages print characters as Python's repr() does. Which characters repr() escapes
+ * depends on the Unicode version of the Python that builds the book, so the build writes that
+ * Python's list of non-printable characters beside the model (the script's data-printable
+ * attribute), and the page loads it with the model.
  */
 (function () {
   "use strict";
@@ -18,20 +23,68 @@
   const script = document.currentScript;
   const ORT_URL = script.dataset.ort;
   const META_URL = new URL(script.dataset.model, script.src).href;
+  const PRINTABLE_URL = new URL(script.dataset.printable, script.src).href;
   const FORMAT = "gptlib-live/1";
-  const live = (window.__gptLive = { model: null, demos: [], ready: null, loadMs: null, nextTokenProbs, sampleFrom });
+  const PRINTABLE_FORMAT = "python-printable/1";
+  const live = (window.__gptLive = {
+    model: null, demos: [], ready: null, loadMs: null, nextTokenProbs, sampleFrom, pyRepr, sortByCodePoint,
+  });
+
+  // ---------------------------------------------------------------- characters, as Python sees them
+
+  /** The code points where the building Python's str.isprintable() changes, in increasing order:
+   *  [first non-printable, first printable after it, next non-printable, ...]. Set by loadModel. */
+  let printableBounds = null;
+
+  function isPrintable(code) {
+    if (!printableBounds) throw new Error("gpt-live: the table of printable characters has not loaded");
+    let low = 0, high = printableBounds.length; // how many bounds are <= code: odd inside a non-printable run
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (printableBounds[mid] <= code) low = mid + 1;
+      else high = mid;
+    }
+    return low % 2 === 0;
+  }
+
+  const hex = (code, digits) => code.toString(16).padStart(digits, "0");
+
+  /** Python's repr() of a string, as gptlib's error messages print characters: the same quotes
+   *  and the same escapes (\xhh, \uhhhh or \Uhhhhhhhh for each character that str.isprintable()
+   *  calls non-printable). A JS string is UTF-16, so it is read by code point, as Python reads a str. */
+  function pyRepr(text) {
+    const chars = [...text];
+    const quote = chars.includes("'") && !chars.includes('"') ? '"' : "'";
+    const named = { "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+    const body = chars.map((c) => {
+      const code = c.codePointAt(0);
+      if (c === quote || c === "\\") return `\\${c}`;
+      if (named[c]) return named[c];
+      if (code < 0x20 || code === 0x7f) return `\\x${hex(code, 2)}`;
+      if (code < 0x7f || isPrintable(code)) return c;
+      if (code <= 0xff) return `\\x${hex(code, 2)}`;
+      return code <= 0xffff ? `\\u${hex(code, 4)}` : `\\U${hex(code, 8)}`;
+    });
+    return quote + body.join("") + quote;
+  }
+
+  /** Python's order of strings: by code point. (JS's sort() compares UTF-16 code units, which
+   *  puts a character outside the BMP, a surrogate pair from 0xD800, before U+E000 to U+FFFF.) */
+  function compareCodePoints(a, b) {
+    const x = [...a], y = [...b];
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+      const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+      if (d) return d;
+    }
+    return x.length - y.length;
+  }
+
+  /** Python's sorted() of strings. */
+  function sortByCodePoint(strings) {
+    return [...strings].sort(compareCodePoints);
+  }
 
   // ---------------------------------------------------------------- the model
-
-  /** Python's repr() of one character, as gptlib's error messages print it. */
-  function pyRepr(c) {
-    const named = { "\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\" };
-    if (named[c]) return `'${named[c]}'`;
-    if (c === "'") return `"'"`;
-    const code = c.codePointAt(0);
-    if (code < 0x20 || code === 0x7f) return `'\\x${code.toString(16).padStart(2, "0")}'`;
-    return `'${c}'`;
-  }
 
   /** A character as the explorers show it: a space and a newline stay visible. */
   function showChar(c) {
@@ -51,7 +104,7 @@
 
     /** Characters to ids, with the error of gptlib's CharTokenizer.encode. */
     encode(text) {
-      const unknown = [...new Set([...text].filter((c) => !this.stoi.has(c)))].sort();
+      const unknown = sortByCodePoint(new Set([...text].filter((c) => !this.stoi.has(c))));
       if (unknown.length) {
         const shown = unknown.slice(0, 10).map(pyRepr).join(", ");
         throw new Error(`${unknown.length} character(s) not in this tokenizer's vocabulary of ${this.chars.length}: ${shown}`);
@@ -107,8 +160,12 @@
     // The model file downloads while onnxruntime-web loads, not after it.
     const metaReady = fetchOk(META_URL).then((r) => r.json());
     const onnxReady = metaReady.then((meta) => fetchOk(new URL(meta.onnx, META_URL).href)).then((r) => r.arrayBuffer());
-    const [ort, meta, onnx] = await Promise.all([import(ORT_URL), metaReady, onnxReady]);
+    const printableReady = fetchOk(PRINTABLE_URL).then((r) => r.json());
+    const [ort, meta, onnx, printable] = await Promise.all([import(ORT_URL), metaReady, onnxReady, printableReady]);
     if (meta.format !== FORMAT) throw new Error(`${META_URL} is not a ${FORMAT} file`);
+    if (printable.format !== PRINTABLE_FORMAT) throw new Error(`${PRINTABLE_URL} is not a ${PRINTABLE_FORMAT} file`);
+    let at = 0; // the file holds the gaps between bounds
+    printableBounds = printable.gaps.map((gap) => (at += gap));
     ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a static site does not have
     ort.env.wasm.wasmPaths = ORT_URL.slice(0, ORT_URL.lastIndexOf("/") + 1); // the .wasm beside the module
     const session = await ort.InferenceSession.create(new Uint8Array(onnx), { executionProviders: ["wasm"] });
@@ -123,8 +180,14 @@
     return best;
   }
 
-  /** gptlib.generate.next_token_probs for one row of logits: temperature, then top-k, then top-p.
-   *  temperature 0 puts all probability on the most likely token (greedy). */
+  /** gptlib.generate.TOP_P_TOLERANCE: a set of tokens reaches p when its mass is within this of
+   *  p, so that a rounding error in the running sum does not decide whether a token is kept. */
+  const TOP_P_TOLERANCE = 1e-6;
+  live.TOP_P_TOLERANCE = TOP_P_TOLERANCE;
+
+  /** gptlib.generate.next_token_probs for one row of logits: temperature, then top-k (every token
+   *  tied with the k-th is kept), then top-p (the most likely tokens, until those ranked above a
+   *  token reach p). temperature 0 puts all probability on the most likely token (greedy). */
   function nextTokenProbs(logits, temperature = 1, topK = null, topP = null) {
     const V = logits.length;
     if (temperature === 0) {
@@ -142,12 +205,14 @@
     let total = probs.reduce((a, b) => a + b, 0);
     probs = probs.map((p) => p / total);
     if (topP !== null && topP < 1) {
-      const order = probs.map((_, i) => i).sort((a, b) => probs[b] - probs[a]);
-      let before = 0; // the probability of the tokens ranked above this one
+      const order = probs.map((_, i) => i).sort((a, b) => probs[b] - probs[a]); // tied tokens by index
+      // (gptlib's torch.sort promises no order among tied tokens: where a tie straddles p, it may keep another one)
       const kept = new Array(V).fill(0);
+      let cumulative = 0;
       for (const i of order) {
-        if (before < topP) kept[i] = probs[i];
-        before += probs[i];
+        cumulative += probs[i];
+        const before = cumulative - probs[i]; // the mass of the tokens ranked above, computed as gptlib does
+        if (before < topP - TOP_P_TOLERANCE) kept[i] = probs[i];
       }
       total = kept.reduce((a, b) => a + b, 0);
       probs = kept.map((p) => p / total);
