@@ -48,9 +48,12 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k=None,
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)  # (B, V)
     if top_p is not None and top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # stable: of two tied tokens the lower id ranks first, as in the book's live page
+        sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above
-        sorted_probs = sorted_probs.masked_fill(before >= top_p - TOP_P_TOLERANCE, 0.0)
+        drop = before >= top_p - TOP_P_TOLERANCE
+        drop[..., 0] = False  # the most likely token always stays, however small p is
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
         probs = probs / probs.sum(dim=-1, keepdim=True)
     return probs
