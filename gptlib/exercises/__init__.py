@@ -23,6 +23,9 @@ class ExerciseError(AssertionError):
     """The reader's answer disagrees with the reference; the message says how."""
 
 
+_CRASHED = object()  # stands for the output of an input on which the reader's function raised
+
+
 @dataclass(frozen=True)
 class Mistake:
     """A typical wrong answer, and what to tell the reader whose output matches it."""
@@ -74,15 +77,38 @@ def check(
     A stub the reader has not filled in yet raises NotImplementedError: then the check
     returns "not attempted yet: ..." instead of failing, so that running a whole
     notebook never stops at an untouched exercise (and never calls it correct).
+
+    Any other exception is reported as the answer, with the first input it was raised
+    on. The function still runs on the other inputs: a typical mistake often fails only
+    on some (a transposed weight on the non-square ones, k + 1 on a row of k), and when
+    its outputs on the inputs where it ran are wrong and match a mistake on every one of
+    them, the report adds that mistake's hint. An ExerciseError raised inside learner (a
+    checker's own wrapper that recognised a mistake) is passed on as it is.
     """
-    outputs = []
+    outputs: list[Any] = []
+    crash: tuple[int, Exception] | None = None
     for i, case in enumerate(cases):
         try:
             outputs.append(learner(*case))
-        except NotImplementedError as e:  # the untouched stub: nothing to grade yet
-            return f"not attempted yet: {name}" + (f" ({e})" if str(e) else "")
+        except ExerciseError:  # raised by a checker's wrapper, already worded for the reader
+            raise
+        except NotImplementedError as e:
+            if crash is None:  # the untouched stub: nothing to grade yet
+                return f"not attempted yet: {name}" + (f" ({e})" if str(e) else "")
+            outputs.append(_CRASHED)
         except Exception as e:  # the reader's code raised: report it as the answer
-            raise ExerciseError(f"{name}: your function raised {type(e).__name__}: {e} (on input {i + 1})") from e
+            crash = crash or (i, e)
+            outputs.append(_CRASHED)
+    if crash is not None:
+        i, e = crash
+        message = f"{name}: your function raised {type(e).__name__}: {e} (on input {i + 1})"
+        ran = [(case, got) for case, got in zip(cases, outputs) if got is not _CRASHED]
+        if any(not same(got, reference(*case), atol, rtol) for case, got in ran):
+            for mistake in mistakes:
+                if all(matches(mistake.wrong, case, got, atol, rtol) for case, got in ran):
+                    message += f". On the inputs where it ran, it matches a known mistake. Hint: {mistake.hint}"
+                    break
+        raise ExerciseError(message) from e
     if nan_hint is not None and any(
         isinstance(out, torch.Tensor) and out.is_floating_point() and not torch.isfinite(out).all() for out in outputs
     ):
@@ -95,10 +121,23 @@ def check(
         if all(matches(mistake.wrong, case, got, atol, rtol) for case, got in zip(cases, outputs)):
             raise ExerciseError(f"{name}: not yet. Hint: {mistake.hint}")
     i = wrong[0]
-    got, want = outputs[i], expected[i]
-    if isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape != want.shape:
-        raise ExerciseError(f"{name}: expected shape {list(want.shape)}, got {list(got.shape)} (input {i + 1})")
-    raise ExerciseError(f"{name}: expected {describe(want)}, got {describe(got)}; values differ (input {i + 1})")
+    raise ExerciseError(f"{name}: {difference(expected[i], outputs[i], atol, rtol)} (input {i + 1})")
+
+
+def difference(want: Any, got: Any, atol: float = 1e-5, rtol: float = 1e-4) -> str:
+    """Say how got differs from want (two outputs that are not the same): the shapes when
+    they differ, otherwise the values, without describing equal shapes as a difference."""
+    if isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor):
+        if got.shape != want.shape:
+            return f"expected shape {list(want.shape)}, got {list(got.shape)}"
+        if got.is_floating_point() and not torch.isfinite(got).all():
+            return f"the shape, {list(got.shape)}, is right, but the values differ: some of yours are NaN or infinite"
+        gap = (got.double() - want.double()).abs().max().item()
+        return f"the shape, {list(got.shape)}, is right, but the values differ, by up to {gap:.3g}"
+    if describe(got) == describe(want) and isinstance(got, (tuple, list)) and isinstance(want, (tuple, list)):
+        j = next(j for j, (w, g) in enumerate(zip(want, got)) if not same(g, w, atol, rtol))
+        return f"in item {j + 1} of the {type(got).__name__}, {difference(want[j], got[j], atol, rtol)}"
+    return f"expected {describe(want)}, got {describe(got)}; values differ"
 
 
 def whole_number(fn: Callable[..., Any]) -> Callable[..., Any]:
