@@ -33,21 +33,46 @@ def test_checkers_leave_the_global_random_state_alone():
     torch.testing.assert_close(torch.rand(3), expected)
 
 
-def _ln(x, w, b, eps, dim=-1, correction=0, inside=True):
-    mu = x.mean(dim, keepdim=True)
-    var = ((x - mu) ** 2).sum(dim, keepdim=True) / (x.shape[dim] - correction)
-    return (x - mu) / (torch.sqrt(var + eps) if inside else var.sqrt() + eps) * w + b
+def eps_outside_the_root(x, weight, bias, eps):
+    mean = x.mean(-1, keepdim=True)
+    std = x.std(-1, unbiased=False, keepdim=True)
+    return (x - mean) / (std + eps) * weight + bias
+
+
+def unbiased_variance(x, weight, bias, eps):
+    var, mean = torch.var_mean(x, dim=-1, keepdim=True)  # correction=1 by default: divides by C - 1
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+def over_the_positions(x, weight, bias, eps):
+    mean = x.mean(dim=-2, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-2, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps) * weight + bias
+
+
+def over_the_batch(x, weight, bias, eps):
+    mean, var = x.mean(0), x.var(0, unbiased=False)  # no keepdim: broadcasting puts them back
+    return weight * (x - mean) / (var + eps) ** 0.5 + bias
+
+
+def without_weight_and_bias(x, weight, bias, eps):
+    return F.layer_norm(x, x.shape[-1:], eps=eps)
+
+
+def without_eps(x, weight, bias, eps):
+    centred = x - x.mean(-1, keepdim=True)
+    return centred / centred.pow(2).mean(-1, keepdim=True).sqrt() * weight + bias
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda x, w, b, eps: _ln(x, w, b, eps, inside=False), "is your epsilon inside the square root"),
-        (lambda x, w, b, eps: _ln(x, w, b, eps, correction=1), "biased variance"),
-        (lambda x, w, b, eps: _ln(x, w, b, eps, dim=-2), "not over the positions"),
-        (lambda x, w, b, eps: _ln(x, w, b, eps, dim=0), "not over the batch"),
-        (lambda x, w, b, eps: _ln(x, 1, 0, eps), "learnable weight"),
-        (lambda x, w, b, eps: _ln(x, w, b, 0.0), "use eps"),
+        (eps_outside_the_root, "is your epsilon inside the square root"),
+        (unbiased_variance, "biased variance"),
+        (over_the_positions, "not over the positions"),
+        (over_the_batch, "not over the batch"),
+        (without_weight_and_bias, "learnable weight"),
+        (without_eps, "use eps"),
     ],
 )
 def test_layer_norm_mistakes_get_their_hints(wrong, hint):
@@ -70,13 +95,15 @@ def _parallel(x, ln_1, attn, ln_2, mlp):
 
 
 def _no_layernorm(x, ln_1, attn, ln_2, mlp):
-    x = x + attn(x)
-    return x + mlp(x)
+    for sublayer in (attn, mlp):
+        x = x + sublayer(x)
+    return x
 
 
 def _swapped_layernorms(x, ln_1, attn, ln_2, mlp):
-    x = x + attn(ln_2(x))
-    return x + mlp(ln_1(x))
+    for norm, sublayer in ((ln_2, attn), (ln_1, mlp)):
+        x = x + sublayer(norm(x))
+    return x
 
 
 @pytest.mark.parametrize(
@@ -94,12 +121,16 @@ def test_block_mistakes_get_their_hints(wrong, hint):
         ch07.check_pre_ln_block(wrong)
 
 
+def std_left_unscaled(n_layer, std=0.02):
+    return std  # forgot to scale it
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda n: 0.02 * n**-0.5, "two contributions"),
-        (lambda n: 0.01 / n, "one over the square root"),
-        (lambda n: 0.02, "std of the other weights"),
+        (lambda n_layer: 0.02 * n_layer**-0.5, "two contributions"),
+        (lambda n_layer: 0.02 / (n_layer + n_layer), "one over the square root"),
+        (std_left_unscaled, "std of the other weights"),
     ],
 )
 def test_init_std_mistakes_get_their_hints(wrong, hint):
