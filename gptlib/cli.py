@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .config import PRESETS, GPTConfig
+from .interrupt import TrainingInterrupted
 from .model import GPT
 from .trace import format_trace, trace_config
 
@@ -224,11 +225,20 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        if args.command == "train":
-            print(
-                f"\ninterrupted; the last finished step is saved in {Path(args.out) / 'ckpt.pt'}: "
-                f"continue with --resume",
-                file=sys.stderr,
-            )
+    except KeyboardInterrupt as e:
+        if args.command == "train" and int(os.environ.get("RANK", "0")) == 0:
+            print(f"\n{interrupted(e, Path(args.out) / 'ckpt.pt', args.resume)}", file=sys.stderr)
         return 130
+
+
+def interrupted(e: KeyboardInterrupt, path: Path, resume: bool) -> str:
+    """What a Ctrl-C of `train` left on disk, in one line."""
+    if not isinstance(e, TrainingInterrupted):  # before Trainer.train began
+        kept = f" ({path} is as it was: continue with --resume)" if resume else ""
+        return f"interrupted before training started; nothing was saved{kept}"
+    if e.step is None:  # a second Ctrl-C: at once, perhaps halfway through a step
+        if e.saved_step is None:
+            return "stopped at once by a second Ctrl-C; nothing was saved"
+        return f"stopped at once by a second Ctrl-C; {path} holds step {e.saved_step}: continue with --resume"
+    when = "before the first step" if e.step == 0 else f"after step {e.step}"
+    return f"interrupted {when}; saved in {path}: continue with --resume"
