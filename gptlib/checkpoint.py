@@ -70,11 +70,13 @@ def why_unreadable(error: Exception, path=None) -> str:
     """A short reason for a failed torch.load, without torch's own advice (which suggests
     weights_only=False: unpickling arbitrary code, unsafe for a file one did not write).
 
-    A file that is not a whole zip archive (torch.save's format) is truncated or something
-    else; a whole archive that still fails holds objects that are not plain data."""
+    A file that names a Python class or function ("Unsupported global") holds objects that
+    are not plain data; so does a whole zip archive (torch.save's format) that still fails.
+    Anything else is truncated or another format."""
     text = str(error)
     whole_archive = path is not None and zipfile.is_zipfile(path)
-    if whole_archive and ("weights_only" in text or "Unpickl" in type(error).__name__ or "Unsupported global" in text):
+    refused = "weights_only" in text or "Unpickl" in type(error).__name__
+    if "Unsupported global" in text or (whole_archive and refused):
         return "it holds Python objects other than tensors and plain data, which gptlib does not load"
     if not whole_archive or "zip" in text.lower() or "magic number" in text or isinstance(error, EOFError):
         return "it is not a complete file written by torch.save (truncated or another format)"

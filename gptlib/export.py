@@ -101,6 +101,8 @@ def export_onnx(model: GPT, path) -> Path:
     require_onnx_exporter()
     config = model.config
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the name of the ONNX file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     wrapper = GPTWithAttention(model).eval()
@@ -208,7 +210,20 @@ def page_meta(model: GPT, tok: CharTokenizer, onnx_path, text: str, name: str = 
 
 
 def meta_path(onnx_path) -> Path:
-    return Path(onnx_path).with_suffix(".json")
+    """The page's JSON for an ONNX file: the same name, ending in .json instead of .onnx.
+
+    A name that does not end in .onnx is refused: ``x.json`` would make the JSON the same
+    file as the model (written over it), and the page finds the JSON by that rule."""
+    path = Path(onnx_path)
+    if path.suffix != ".onnx":
+        raise ValueError(
+            f"the ONNX file {path} does not end in .onnx; give a name ending in .onnx "
+            f"(the page's JSON is written beside it, with the same name ending in .json)"
+        )
+    json_path = path.with_suffix(".json")
+    if path.exists() and json_path.exists() and path.samefile(json_path):
+        raise ValueError(f"{path} and {json_path} are the same file (a link); the model and its JSON need two files")
+    return json_path
 
 
 def write_page_meta(model: GPT, tok: CharTokenizer, onnx_path, text: str | None = None, name: str = "model") -> Path:
@@ -225,6 +240,7 @@ def write_page_meta(model: GPT, tok: CharTokenizer, onnx_path, text: str | None 
 
 def export_for_page(model: GPT, tok: CharTokenizer, onnx_path, text: str | None = None, name: str = "model"):
     """Both files the page loads: (the .onnx, the .json)."""
+    meta_path(onnx_path)  # a name that cannot hold both files is refused before anything is written
     onnx_path = export_onnx(model, onnx_path)
     return onnx_path, write_page_meta(model, tok, onnx_path, text, name)
 

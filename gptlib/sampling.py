@@ -43,14 +43,23 @@ def sample_text(
 ) -> str:
     """Continue a prompt with a model trained by ``python -m gptlib train`` (ckpt_path: its
     --out folder or its ckpt.pt), or with the model that ships with gptlib
-    (pretrained="shakespeare-char"); returns prompt + new text."""
+    (pretrained="shakespeare-char"); returns prompt + new text.
+
+    With no prompt, a character-level model starts from a newline and a GPT-2 tokenizer
+    model from <|endoftext|>. An empty prompt is an error rather than that default: the
+    model needs at least one token to continue, and a default the user did not ask for
+    would be printed as if it were their text.
+    """
+    if prompt == "":
+        raise ValueError(
+            "the prompt is empty; give at least one character, or leave out the prompt (--prompt) "
+            "to start from a newline (a character-level model) or <|endoftext|> (a GPT-2 tokenizer model)"
+        )
     model, tok, kind = load_for_sampling(ckpt_path, pretrained)
     if kind == "char":
         ids = tok.encode("\n" if prompt is None else prompt)  # unknown characters: a clear ValueError
     else:
         ids = tok.encode("<|endoftext|>" if prompt is None else prompt, allowed_special={"<|endoftext|>"})
-    if not ids:
-        raise ValueError("the prompt is empty; give at least one character")
     idx = torch.tensor([ids], dtype=torch.long)  # (1, T)
     out = generate(
         model,

@@ -1,9 +1,10 @@
 """Chapter 11: real GPT-2 weights.
 
-gptlib's parameter names are GPT-2's, so importing a checkpoint is a rename table
-with one twist: OpenAI's GPT-2 (and Hugging Face's ``GPT2LMHeadModel``) stores its
-four projection matrices as ``Conv1D`` weights, shaped (in, out), while
-``torch.nn.Linear`` stores (out, in). Those four are transposed on the way in and out.
+gptlib's parameter names are those of Hugging Face's ``GPT2LMHeadModel`` (nanoGPT uses the
+same), so importing a checkpoint is a rename table with one twist: GPT-2 stores its four
+projection matrices as ``Conv1D`` weights, shaped (in, out) (OpenAI's ``src/model.py``
+and Hugging Face's ``Conv1D`` both do), while ``torch.nn.Linear`` stores (out, in). Those
+four are transposed on the way in and out.
 
 Files are read with ``safetensors`` or ``torch.load(weights_only=True)``: never by
 unpickling arbitrary objects.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -122,18 +124,70 @@ def config_to_hf(config: GPTConfig) -> dict:
 
 
 def read_state_dict(path) -> dict:
-    """Tensors from a ``.safetensors`` file, or a torch file loaded with weights_only=True."""
+    """Tensors from a ``.safetensors`` file, or a torch file loaded with weights_only=True.
+
+    Raises ValueError naming the file when it is damaged, is not a dict of tensors, or is a
+    gptlib training checkpoint; pickle.UnpicklingError when it holds Python objects other
+    than tensors and plain data (they are refused, never run)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except SafetensorError as e:
+            raise ValueError(
+                f"{path} is not a readable safetensors file (damaged, truncated or another format): {e}"
+            ) from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every failure becomes one of the two messages below
+        from .checkpoint import why_unreadable
+
+        reason = why_unreadable(e, path)
+        if reason.startswith("it holds Python objects"):
+            raise pickle.UnpicklingError(f"{path} is refused: {reason}") from None
+        raise ValueError(f"{path} is not a weights file gptlib can read: {reason}") from None
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict (found {type(state).__name__})")
+    if is_training_checkpoint(state):
+        raise ValueError(f"{path} {TRAINING_CHECKPOINT}")
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path} is not a state dict of tensors: {name!r} is of type {type(value).__name__}")
     return state
+
+
+# What load_gpt2 says when it is handed what `python -m gptlib train` writes.
+TRAINING_CHECKPOINT = (
+    "is a gptlib training checkpoint (ckpt.pt, written by `python -m gptlib train`), not GPT-2 weights; "
+    "load_gpt2 reads config.json and model.safetensors (what save_gpt2 and Hugging Face's save_pretrained "
+    "write); read a training checkpoint with gptlib.checkpoint.load_checkpoint and model_from_checkpoint"
+)
+
+
+def is_training_checkpoint(state: dict) -> bool:
+    from .checkpoint import REQUIRED_KEYS
+
+    return all(key in state for key in REQUIRED_KEYS) and isinstance(state["model"], dict)
+
+
+def weights_in_folder(folder: Path) -> Path:
+    """The model.safetensors of a checkpoint folder, or a clear error saying what the folder holds."""
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        return weights
+    if (folder / "ckpt.pt").is_file():
+        raise ValueError(f"{folder} holds no model.safetensors: it {TRAINING_CHECKPOINT}")
+    held = sorted(p.name for p in folder.iterdir())
+    listing = ", ".join(held[:8]) + (", ..." if len(held) > 8 else "") if held else "nothing"
+    raise FileNotFoundError(
+        f"no model.safetensors in {folder} (it holds {listing}); load_gpt2 reads a folder with config.json "
+        f"and model.safetensors, or a weights file"
+    )
 
 
 def load_gpt2(path, config: GPTConfig | None = None) -> GPT:
@@ -141,14 +195,15 @@ def load_gpt2(path, config: GPTConfig | None = None) -> GPT:
     ``model.safetensors`` (what ``save_pretrained`` writes), or a weights file with
     its config given (or a ``config.json`` beside it)."""
     path = Path(path)
-    weights_file = path / "model.safetensors" if path.is_dir() else path
+    weights_file = weights_in_folder(path) if path.is_dir() else path
+    state = read_state_dict(weights_file)  # first: a training checkpoint gets its own message
     if config is None:
         config_file = weights_file.parent / "config.json"
         if not config_file.is_file():
             raise FileNotFoundError(f"no config.json beside {weights_file}; pass config=GPTConfig(...)")
         config = config_from_hf(json.loads(config_file.read_text()))
     model = GPT(config)
-    load_checked(model, from_hf_state_dict(read_state_dict(weights_file)))
+    load_checked(model, from_hf_state_dict(state))
     return model.eval()
 
 

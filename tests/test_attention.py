@@ -45,18 +45,19 @@ def test_written_out_attention_rows_sum_to_one_and_match_torch():
     torch.testing.assert_close(out[:, :, 0], v[:, :, 0])
 
 
-def test_scale_is_one_over_sqrt_head_size():
-    q = torch.ones(1, 1, 2, 64)
-    k = torch.ones(1, 1, 2, 64)
-    v = torch.tensor([[[[1.0] * 64, [3.0] * 64]]])
-    _, w = scaled_dot_product_attention(q, k, v)
-    torch.testing.assert_close(w, torch.full((1, 1, 2, 2), 0.5))  # equal scores 64 / sqrt(64) = 8
-    q2 = torch.zeros(1, 1, 1, 64)
-    q2[..., 0] = math.sqrt(64) * math.log(3.0)  # score difference of ln 3 after scaling
-    k2 = torch.zeros(1, 1, 2, 64)
-    k2[0, 0, 0, 0] = 1.0
-    _, w2 = scaled_dot_product_attention(q2, k2, v[..., :2, :])
-    torch.testing.assert_close(w2[0, 0, 0], torch.tensor([0.75, 0.25]))
+@pytest.mark.parametrize("head_size", [4, 16, 64])
+def test_scale_is_one_over_sqrt_head_size(head_size):
+    """Raw scores of sqrt(head_size) * ln 3 and 0: divided by sqrt(head_size) they differ by ln 3,
+    so the weights are 3/4 and 1/4 at every head size. No scale, or a scale fixed for one head
+    size (1/8 is GPT-2 small's), gives other weights at the other sizes."""
+    q = torch.zeros(1, 1, 1, head_size)
+    q[..., 0] = math.sqrt(head_size) * math.log(3.0)
+    k = torch.zeros(1, 1, 2, head_size)
+    k[0, 0, 0, 0] = 1.0  # the first key scores sqrt(head_size) * ln 3, the second 0
+    v = torch.stack([torch.full((head_size,), 1.0), torch.full((head_size,), 3.0)])[None, None]  # (1, 1, 2, hs)
+    out, w = scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(w[0, 0, 0], torch.tensor([0.75, 0.25]))
+    torch.testing.assert_close(out[0, 0, 0], torch.full((head_size,), 0.75 * 1.0 + 0.25 * 3.0))
 
 
 @pytest.mark.parametrize("T", [1, 5, 64])

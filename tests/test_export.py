@@ -1,12 +1,15 @@
 """The ONNX export that the book's live pages run: the same numbers as gptlib, the same errors.
 
 The exported file is run with onnxruntime (Python), the engine the pages run in the
-browser as onnxruntime-web. The bundled model is exported once, through the command line.
+browser as onnxruntime-web. Exporting takes tens of seconds, so the bundled model is
+exported once per test session, through the command line, and every test reads that file.
 """
 
 import contextlib
 import io
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +17,19 @@ import torch
 from gptlib import GPT, GPTConfig
 from gptlib.cli import main
 from gptlib.dataset import read_text, shakespeare_path
-from gptlib.export import FORMAT, ROLE_THRESHOLD, export_onnx, load_char_model, load_onnx, real_text_windows, sha256_of
+from gptlib.export import (
+    FORMAT,
+    ROLE_THRESHOLD,
+    export_onnx,
+    head_roles,
+    load_char_model,
+    load_onnx,
+    real_text_windows,
+    sha256_of,
+)
 from gptlib.interpret import attention_patterns, previous_token_scores
 from gptlib.pretrained import load_shakespeare_char
+from gptlib.tokenizer import CharTokenizer
 from gptlib.train import run_training
 
 TOL = dict(atol=1e-4, rtol=0)
@@ -35,13 +48,14 @@ def bundled():
     return model, tok
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, bundled):
-    """python -m gptlib export --pretrained shakespeare-char --onnx DIR/shakespeare-char.onnx"""
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """python -m gptlib export --pretrained shakespeare-char --onnx DIR/shakespeare-char.onnx,
+    once per session: the files the book's pages load."""
     path = tmp_path_factory.mktemp("site") / "shakespeare-char.onnx"
     code, out, err = run_cli("export", "--pretrained", "shakespeare-char", "--onnx", str(path))
     assert code == 0, err
-    config = bundled[0].config
+    config = load_shakespeare_char()[0].config
     assert f"logits [B, T, {config.vocab_size}], attention [B, {config.n_layer}, {config.n_head}, T, T]" in out
     return path
 
@@ -110,7 +124,7 @@ def test_page_meta_describes_the_model(exported, bundled):
     model, tok = bundled
     meta = json.loads(exported.with_suffix(".json").read_text(encoding="utf-8"))
     config = model.config
-    assert meta["format"] == FORMAT and meta["onnx"] == exported.name
+    assert meta["format"] == FORMAT and meta["onnx"] == exported.name and meta["name"] == "shakespeare-char"
     assert meta["onnx_sha256"] == sha256_of(exported)
     assert meta["chars"] == tok.chars and len(meta["chars"]) == config.vocab_size
     assert meta["config"] == {
@@ -121,15 +135,60 @@ def test_page_meta_describes_the_model(exported, bundled):
     assert [(h["layer"], h["head"]) for h in heads] == [
         (layer, head) for layer in range(config.n_layer) for head in range(config.n_head)
     ]
-    for h in heads:
-        expected = (
-            "induction"
-            if h["induction"] >= ROLE_THRESHOLD
-            else "previous-token"
-            if h["previous_token"] >= ROLE_THRESHOLD
-            else "other"
-        )
-        assert h["role"] == expected, h
+    assert {h["role"] for h in heads} <= {"induction", "previous-token", "other"}
+    assert meta["role_threshold"] == ROLE_THRESHOLD
+
+
+def attend(T: int, *parts) -> torch.Tensor:
+    """A [T, T] attention pattern built by hand: parts are (weight, where), and position t
+    gives that weight to position where(t)."""
+    pattern = torch.zeros(T, T)
+    for t in range(T):
+        for weight, where in parts:
+            pattern[t, where(t)] += weight
+    return pattern
+
+
+def test_head_roles_of_patterns_whose_roles_are_known(monkeypatch):
+    """head_roles scores and names heads whose attention is built by hand (standing in for
+    the model's), so that each head's scores and role are known without gptlib's scoring."""
+    block_size, period = 16, 8  # head_roles repeats period = block_size // 2 random tokens twice
+    text = "".join(chr(ord("a") + (i * 7) % 26) for i in range(2000))
+    tok = CharTokenizer(text)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=block_size, n_layer=1, n_head=6, n_embd=24))
+
+    def previous(t):  # position 0 has no previous token: it attends to itself
+        return max(t - 1, 0)
+
+    def itself(t):
+        return t
+
+    def after_last_time(t):  # an induction head's target once the sequence repeats (t >= period)
+        return t - period + 1 if t >= period else t
+
+    def patterns(model, idx):  # [L, H, T, T], whatever the tokens
+        T = idx.numel()
+        heads = [
+            attend(T, (1.0, previous)),
+            attend(T, (1.0, after_last_time)),
+            attend(T, (1.0, itself)),
+            attend(T, (0.6, previous), (0.4, itself)),
+            attend(T, (0.5, previous), (0.5, after_last_time)),
+            attend(T, (0.49, previous), (0.51, itself)),
+        ]
+        return torch.stack(heads)[None]
+
+    monkeypatch.setattr("gptlib.interpret.attention_patterns", patterns)
+    assert ROLE_THRESHOLD == 0.5
+    got = [(h["role"], h["previous_token"], h["induction"]) for h in head_roles(model, tok, text)]
+    assert got == [
+        ("previous-token", 1.0, 0.0),
+        ("induction", 0.0, 1.0),
+        ("other", 0.0, 0.0),
+        ("previous-token", 0.6, 0.0),
+        ("induction", 0.5, 0.5),  # both reach the threshold: induction is named first
+        ("other", 0.49, 0.0),
+    ]
 
 
 def test_previous_token_scores_in_the_json_are_those_of_the_exported_file(exported, bundled):
@@ -143,17 +202,72 @@ def test_previous_token_scores_in_the_json_are_those_of_the_exported_file(export
     torch.testing.assert_close(in_json, scores, atol=1e-3, rtol=0)
 
 
-def test_export_a_model_the_reader_trained(tmp_path):
+def test_export_a_model_the_reader_trained(exported, tmp_path, monkeypatch):
+    """export --ckpt RUN --text FILE: the model, its characters, the name and the text for the
+    head roles come from the reader's run. Writing the ONNX file is what the bundled model's
+    tests check; here a copy of that file stands in, so that the session exports only once."""
     text = tmp_path / "small.txt"
     text.write_text(read_text(shakespeare_path())[:20_000])
     run_training(text, out=tmp_path / "run", preset="tiny", max_iters=2, progress=False)
+
+    def copy_of_the_bundled_export(model, path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(exported.read_bytes())
+        return path
+
+    monkeypatch.setattr("gptlib.export.export_onnx", copy_of_the_bundled_export)
     onnx_path = tmp_path / "site" / "mine.onnx"
-    code, _, err = run_cli("export", "--ckpt", str(tmp_path / "run"), "--onnx", str(onnx_path), "--text", str(text))
+    code, out, err = run_cli("export", "--ckpt", str(tmp_path / "run"), "--onnx", str(onnx_path), "--text", str(text))
     assert code == 0, err
     model, tok, name = load_char_model(tmp_path / "run")
-    assert name == "run" and json.loads(onnx_path.with_suffix(".json").read_text())["chars"] == tok.chars
-    idx = torch.tensor([tok.encode(read_text(text)[500 : 500 + model.config.block_size])])
-    assert_same_as_gptlib(load_onnx(onnx_path), model, idx)
+    assert name == "run" and model.config.n_layer == GPTConfig.from_preset("tiny").n_layer
+    meta = json.loads(onnx_path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert meta["name"] == "run" and meta["chars"] == tok.chars and meta["onnx_sha256"] == sha256_of(onnx_path)
+    assert meta["config"]["vocab_size"] == tok.vocab_size and meta["config"]["block_size"] == model.config.block_size
+    assert meta["heads"] == head_roles(model, tok, read_text(text))
+    assert f"{tok.vocab_size} characters, config, and the role of each of the 8 heads" in out
+
+
+@pytest.mark.parametrize("name", ["x.json", "x", "x.onnx.txt"])
+def test_an_onnx_name_that_does_not_end_in_onnx_writes_nothing(tmp_path, name):
+    """The page's JSON is written beside the model, with the name ending in .json: --onnx x.json
+    would write the JSON over the model. Such names are refused before anything is written."""
+    (tmp_path / "x.json").write_text("the reader's own file")
+    code, out, err = run_cli("export", "--pretrained", "shakespeare-char", "--onnx", str(tmp_path / name))
+    assert code == 2 and out == ""
+    assert err == (
+        f"error: the ONNX file {tmp_path / name} does not end in .onnx; give a name ending in .onnx "
+        f"(the page's JSON is written beside it, with the same name ending in .json)\n"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert (tmp_path / "x.json").read_text() == "the reader's own file"
+
+
+def test_an_onnx_name_linked_to_its_json_writes_nothing(tmp_path):
+    (tmp_path / "x.json").write_text("the reader's own file")
+    os.symlink(tmp_path / "x.json", tmp_path / "x.onnx")
+    code, _, err = run_cli("export", "--pretrained", "shakespeare-char", "--onnx", str(tmp_path / "x.onnx"))
+    assert code == 2
+    assert err == (
+        f"error: {tmp_path / 'x.onnx'} and {tmp_path / 'x.json'} are the same file (a link); "
+        f"the model and its JSON need two files\n"
+    )
+    assert (tmp_path / "x.json").read_text() == "the reader's own file"
+
+
+def test_text_that_is_a_folder_writes_nothing(tmp_path):
+    code, _, err = run_cli(
+        "export",
+        "--pretrained",
+        "shakespeare-char",
+        "--onnx",
+        str(tmp_path / "site" / "x.onnx"),
+        "--text",
+        str(tmp_path),
+    )
+    assert code == 2 and err == f"error: data file {tmp_path} is a folder; give a UTF-8 text file\n"
+    assert not (tmp_path / "site").exists()
 
 
 def test_clear_errors_before_exporting(tmp_path):

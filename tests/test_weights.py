@@ -26,8 +26,12 @@ def test_conv1d_weights_are_transposed(tiny_model):
     assert all(torch.equal(back[k], ours[k]) for k in ours)
 
 
-def test_openai_layout_without_prefix_and_with_mask_buffers(tiny_model):
+def test_gpt2model_names_without_prefix_and_with_mask_buffers(tiny_model):
+    """Hugging Face's GPT2Model names its weights without GPT2LMHeadModel's "transformer."
+    prefix (h.0.attn.c_attn.weight), as the hub's model.safetensors for gpt2 stores them,
+    and some of its files carry the old causal-mask buffers (h.0.attn.bias)."""
     hf = {k.removeprefix("transformer."): v for k, v in to_hf_state_dict(tiny_model).items() if k != "lm_head.weight"}
+    assert "h.0.attn.c_attn.weight" in hf and "wte.weight" in hf
     hf["h.0.attn.bias"] = torch.ones(1, 1, 32, 32)
     model = load_checked(GPT(tiny_model.config), from_hf_state_dict(hf))
     idx = torch.randint(0, 512, (1, 9))
@@ -72,12 +76,118 @@ class Boom:
         return (print, ("unpickled!",))
 
 
-def test_torch_files_are_never_unpickled(tmp_path):
-    path = tmp_path / "evil.pt"
-    with open(path, "wb") as f:
+def assert_one_safe_line(message: str):
+    """One line, and no advice to load the file with weights_only=False (which would run its code)."""
+    assert "\n" not in message and "weights_only" not in message, message
+
+
+def test_torch_files_are_never_unpickled(tmp_path, capsys):
+    """A file that names Python code is refused without running it: a plain pickle (not torch.save's
+    format), torch.save's zip archive, and torch.save's older non-zip format."""
+    raw = tmp_path / "evil.pt"
+    with open(raw, "wb") as f:
         pickle.dump({"x": Boom()}, f)
-    with pytest.raises(pickle.UnpicklingError):
-        read_state_dict(path)
+    with pytest.raises(ValueError) as info:
+        read_state_dict(raw)
+    assert str(info.value) == (
+        f"{raw} is not a weights file gptlib can read: "
+        f"it is not a complete file written by torch.save (truncated or another format)"
+    )
+    for name, zip_format in [("archive.pt", True), ("legacy.pt", False)]:
+        path = tmp_path / name
+        torch.save({"wte.weight": torch.zeros(3), "x": Boom()}, path, _use_new_zipfile_serialization=zip_format)
+        with pytest.raises(pickle.UnpicklingError) as info:  # chapter 11 shows this type
+            read_state_dict(path)
+        assert str(info.value) == (
+            f"{path} is refused: it holds Python objects other than tensors and plain data, which gptlib does not load"
+        )
+        assert_one_safe_line(str(info.value))
+    assert "unpickled!" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_damaged_safetensors_file_is_named(tiny_model, tmp_path, damage):
+    folder = save_gpt2(tiny_model, tmp_path / "out")
+    weights = folder / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes({"truncated": whole[: len(whole) // 2], "garbage": b"not safetensors", "empty": b""}[damage])
+    for load in (lambda: read_state_dict(weights), lambda: load_gpt2(folder)):
+        with pytest.raises(ValueError) as info:
+            load()
+        message = str(info.value)
+        assert message.startswith(
+            f"{weights} is not a readable safetensors file (damaged, truncated or another format): "
+        )
+        assert_one_safe_line(message)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_damaged_torch_file_is_named(tiny_model, tmp_path, damage):
+    path = tmp_path / "pytorch_model.bin"
+    torch.save(to_hf_state_dict(tiny_model), path)
+    whole = path.read_bytes()
+    path.write_bytes({"truncated": whole[: len(whole) // 2], "garbage": b"not a torch file", "empty": b""}[damage])
+    with pytest.raises(ValueError) as info:
+        load_gpt2(path, config=tiny_model.config)
+    assert str(info.value) == (
+        f"{path} is not a weights file gptlib can read: "
+        f"it is not a complete file written by torch.save (truncated or another format)"
+    )
+
+
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory):
+    """The --out folder of `python -m gptlib train` after one step: ckpt.pt and log.jsonl."""
+    from gptlib.train import run_training
+
+    text = tmp_path_factory.mktemp("data") / "small.txt"
+    text.write_text("To be, or not to be, that is the question:\n" * 100)
+    out = tmp_path_factory.mktemp("run") / "out"
+    run_training(text, out=out, preset="tiny", max_iters=1, progress=False)
+    return out
+
+
+def test_load_gpt2_names_a_training_checkpoint(training_run):
+    """load_gpt2 reads GPT-2 checkpoints; handed what the trainer writes, it says so and names
+    the function that reads it."""
+    from gptlib.checkpoint import load_checkpoint, model_from_checkpoint
+
+    what = (
+        "is a gptlib training checkpoint (ckpt.pt, written by `python -m gptlib train`), not GPT-2 weights; "
+        "load_gpt2 reads config.json and model.safetensors (what save_gpt2 and Hugging Face's save_pretrained "
+        "write); read a training checkpoint with gptlib.checkpoint.load_checkpoint and model_from_checkpoint"
+    )
+    ckpt = training_run / "ckpt.pt"
+    config = GPTConfig.from_preset("tiny")
+    for args, expected in [
+        ((training_run,), f"{training_run} holds no model.safetensors: it {what}"),
+        ((ckpt,), f"{ckpt} {what}"),
+        ((ckpt, config), f"{ckpt} {what}"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            load_gpt2(*args)
+        assert str(info.value) == expected
+    assert isinstance(model_from_checkpoint(load_checkpoint(training_run)), GPT)  # the advice works
+
+
+def test_load_gpt2_says_what_a_folder_holds(tmp_path):
+    (tmp_path / "notes.txt").write_text("not weights")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError) as info:
+        load_gpt2(tmp_path)
+    assert str(info.value) == (
+        f"no model.safetensors in {tmp_path} (it holds config.json, notes.txt); "
+        f"load_gpt2 reads a folder with config.json and model.safetensors, or a weights file"
+    )
+
+
+def test_a_file_that_is_not_a_state_dict(tmp_path):
+    torch.save({"wte.weight": torch.zeros(3), "step": 7}, tmp_path / "w.pt")
+    with pytest.raises(ValueError, match=r"w.pt is not a state dict of tensors: 'step' is of type int"):
+        read_state_dict(tmp_path / "w.pt")
+    torch.save([torch.zeros(3)], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match=r"list.pt does not hold a state dict \(found list\)"):
+        read_state_dict(tmp_path / "list.pt")
 
 
 def test_torch_state_dict_file_loads(tiny_model, tmp_path):
@@ -87,12 +197,13 @@ def test_torch_state_dict_file_loads(tiny_model, tmp_path):
     assert torch.equal(model(idx)[0], tiny_model(idx)[0])
 
 
-def test_missing_files(tmp_path):
+def test_missing_files(tiny_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="no weights file"):
         read_state_dict(tmp_path / "nothing.safetensors")
-    (tmp_path / "w.safetensors").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match="no config.json beside"):
-        load_gpt2(tmp_path / "w.safetensors")
+    save_gpt2(tiny_model, tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no config.json beside .*model.safetensors; pass config="):
+        load_gpt2(tmp_path / "model.safetensors")
 
 
 GPT2_FIELDS = dict(vocab_size=300, n_positions=48, n_layer=2, n_head=4, n_embd=64)
