@@ -1,3 +1,7 @@
+"""Chapter 9's checkers accept right answers and name typical wrong ones. The wrong
+answers are written here as a reader would write them, independently of the checkers'
+own list of mistakes."""
+
 import math
 
 import pytest
@@ -10,10 +14,6 @@ from gptlib.train import RECIPES, make_optimizer
 
 # ---------------------------------------------------------------------------
 # Exercise 1: cross_entropy_by_hand
-
-
-def _pick(values, targets):
-    return values.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def test_cross_entropy_reference_is_accepted():
@@ -44,18 +44,53 @@ def test_cross_entropy_other_correct_answers_are_accepted(correct):
     assert ch09.check_cross_entropy_by_hand(correct).startswith("correct")
 
 
+def ce_without_the_minus(logits, targets):
+    log_probs = torch.log_softmax(logits, dim=-1).flatten(0, 1)
+    return log_probs[torch.arange(log_probs.size(0)), targets.flatten()].mean()
+
+
+def ce_on_raw_logits(logits, targets):
+    return F.nll_loss(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))  # nll_loss takes log-probs
+
+
+def ce_of_probabilities(logits, targets):
+    probs = torch.softmax(logits, dim=-1)
+    return -probs.gather(-1, targets[..., None]).mean()
+
+
+def ce_softmax_over_positions(logits, targets):
+    log_probs = torch.log(torch.softmax(logits, dim=1))
+    B, T = targets.shape
+    return -torch.stack([log_probs[b, t, targets[b, t]] for b in range(B) for t in range(T)]).mean()
+
+
+def ce_summed(logits, targets):
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), reduction="sum")
+
+
+def ce_per_position(logits, targets):
+    return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T)
+
+
+def ce_averaged_over_the_batch(logits, targets):
+    return F.cross_entropy(logits.permute(0, 2, 1), targets, reduction="none").mean(dim=0)
+
+
+def ce_over_the_whole_vocabulary(logits, targets):
+    return -(logits - logits.logsumexp(dim=-1, keepdim=True)).mean()
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda lg, t: _pick(F.log_softmax(lg, dim=-1), t).mean(), "MINUS their mean"),
-        (lambda lg, t: -_pick(lg, t).mean(), "raw logits as if they were log-probabilities"),
-        (lambda lg, t: -_pick(lg.softmax(-1), t).mean(), "their negative LOG"),
-        (lambda lg, t: -_pick(F.log_softmax(lg, dim=1), t).mean(), "softmax ran over the wrong dimension"),
-        (lambda lg, t: -_pick(F.log_softmax(lg, dim=-1), t).sum(), "you summed over the positions"),
-        (lambda lg, t: -_pick(F.log_softmax(lg, dim=-1), t), r"loss of every position, shape \(B, T\)"),
-        (lambda lg, t: -_pick(F.log_softmax(lg, dim=-1), t).mean(0), "averaged over the batch only"),
-        (lambda lg, t: -F.log_softmax(lg, dim=-1).mean(), "every character of the vocabulary"),
-        (lambda lg, t: F.cross_entropy(lg, t), "Flatten first"),
+        (ce_without_the_minus, "MINUS their mean"),
+        (ce_on_raw_logits, "raw logits as if they were log-probabilities"),
+        (ce_of_probabilities, "their negative LOG"),
+        (ce_softmax_over_positions, "softmax ran over the wrong dimension"),
+        (ce_summed, "you summed over the positions"),
+        (ce_per_position, r"loss of every position, shape \(B, T\)"),
+        (ce_averaged_over_the_batch, "averaged over the batch only"),
+        (ce_over_the_whole_vocabulary, "every character of the vocabulary"),
     ],
     ids=[
         "no-minus",
@@ -66,12 +101,19 @@ def test_cross_entropy_other_correct_answers_are_accepted(correct):
         "no-reduction",
         "batch-mean",
         "all-vocab",
-        "not-flattened",
     ],
 )
 def test_cross_entropy_mistakes_get_their_hints(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         ch09.check_cross_entropy_by_hand(wrong)
+
+
+def test_cross_entropy_without_flattening_gets_the_checkers_own_hint_as_it_is():
+    with pytest.raises(ExerciseError) as error:
+        ch09.check_cross_entropy_by_hand(lambda logits, targets: F.cross_entropy(logits, targets))
+    message = str(error.value)
+    assert message.startswith("cross_entropy_by_hand: not yet. Hint: F.cross_entropy reads dimension 1")
+    assert "Flatten first" in message and "your function raised" not in message
 
 
 def test_cross_entropy_stub_and_unknown_mistakes_fail_clearly():
@@ -110,38 +152,60 @@ def test_lr_at_accepts_a_tensor_answer():
     assert ch09.check_lr_at(with_torch).startswith("correct")
 
 
-def _cos(step, hi, lo, start, end):
-    progress = min(max((step - start) / (end - start), 0.0), 1.0)
-    return lo + (hi - lo) * (1 + math.cos(math.pi * progress)) / 2
+def lr_without_warmup(step, max_lr, min_lr, warmup_iters, decay_iters):
+    if step >= decay_iters:
+        return min_lr
+    return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * step / decay_iters)) / 2
 
 
-def _warm(step, hi, warmup):
-    return hi * (step + 1) / (warmup + 1)
+def lr_warmup_from_zero(step, max_lr, min_lr, warmup_iters, decay_iters):
+    if step < warmup_iters:
+        return max_lr * step / warmup_iters  # 0 at step 0
+    if step >= decay_iters:
+        return min_lr
+    ratio = (step - warmup_iters) / (decay_iters - warmup_iters)
+    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * ratio))
+
+
+def lr_cosine_from_step_zero(step, max_lr, min_lr, warmup_iters, decay_iters):
+    if step < warmup_iters:
+        return max_lr * (step + 1) / (warmup_iters + 1)
+    if step >= decay_iters:
+        return min_lr
+    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * step / decay_iters))
+
+
+def lr_decaying_to_zero(step, max_lr, min_lr, warmup_iters, decay_iters):
+    if step < warmup_iters:
+        return max_lr * (step + 1) / (warmup_iters + 1)
+    ratio = min(1.0, (step - warmup_iters) / (decay_iters - warmup_iters))
+    return max_lr * 0.5 * (1.0 + math.cos(math.pi * ratio))  # min_lr never used
+
+
+def lr_without_a_floor(step, max_lr, min_lr, warmup_iters, decay_iters):
+    if step < warmup_iters:
+        return max_lr * (step + 1) / (warmup_iters + 1)
+    ratio = (step - warmup_iters) / (decay_iters - warmup_iters)  # goes past 1 after decay_iters
+    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * ratio))
+
+
+def lr_decaying_linearly(step, max_lr, min_lr, warmup_iters, decay_iters):
+    if step < warmup_iters:
+        return max_lr * (step + 1) / (warmup_iters + 1)
+    if step >= decay_iters:
+        return min_lr
+    return max_lr - (max_lr - min_lr) * (step - warmup_iters) / (decay_iters - warmup_iters)
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda s, hi, lo, w, d: _cos(s, hi, lo, 0, d), "there is no warmup"),
-        (lambda s, hi, lo, w, d: hi * s / w if s < w else _cos(s, hi, lo, w, d), "your warmup starts at 0"),
-        (
-            lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else _cos(s, hi, lo, 0, d),
-            "the cosine runs over the wrong range",
-        ),
-        (
-            lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else _cos(s, hi, 0.0, w, d),
-            "the rate decays to 0; it should decay to min_lr",
-        ),
-        (
-            lambda s, hi, lo, w, d: (
-                _warm(s, hi, w) if s < w else lo + (hi - lo) * (1 + math.cos(math.pi * (s - w) / (d - w))) / 2
-            ),
-            "the rate climbs again",
-        ),
-        (
-            lambda s, hi, lo, w, d: _warm(s, hi, w) if s < w else lo + (hi - lo) * (1 - min((s - w) / (d - w), 1.0)),
-            "straight-line decay",
-        ),
+        (lr_without_warmup, "there is no warmup"),
+        (lr_warmup_from_zero, "your warmup starts at 0"),
+        (lr_cosine_from_step_zero, "the cosine runs over the wrong range"),
+        (lr_decaying_to_zero, "the rate decays to 0; it should decay to min_lr"),
+        (lr_without_a_floor, "the rate climbs again"),
+        (lr_decaying_linearly, "straight-line decay"),
     ],
     ids=["no-warmup", "warmup-from-zero", "cosine-range", "to-zero", "no-floor", "linear"],
 )
@@ -185,25 +249,40 @@ def test_weight_decay_split_accepts_sets_in_any_order():
     assert ch09.check_weight_decay_split(as_sets).startswith("correct")
 
 
-def _split(rule, remove_duplicate=True):
-    def split(model):
-        named = list(model.named_parameters(remove_duplicate=remove_duplicate))
-        return [n for n, p in named if rule(n, p)], [n for n, p in named if not rule(n, p)]
+def decay_everything(model):
+    return [name for name, _ in model.named_parameters()], []
 
-    return split
+
+def decay_by_name(model):
+    names = [name for name, _ in model.named_parameters()]
+    return [n for n in names if n.endswith("weight")], [n for n in names if n.endswith("bias")]
+
+
+def decay_the_linear_weights_only(model):
+    linear = {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    names = [name for name, _ in model.named_parameters()]
+    return [n for n in names if n in linear], [n for n in names if n not in linear]
+
+
+def decay_groups_returned_swapped(model):
+    decay = [name for name, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [name for name, p in model.named_parameters() if p.ndim < 2]
+    return no_decay, decay
+
+
+def decay_from_the_state_dict(model):
+    state = model.state_dict()  # lists the tied lm_head.weight under its own name too
+    return [n for n, t in state.items() if t.dim() >= 2], [n for n, t in state.items() if t.dim() < 2]
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (_split(lambda n, p: True), "you decay every parameter"),
-        (_split(lambda n, p: n.endswith("weight")), "Decide by shape, not by name"),
-        (
-            _split(lambda n, p: p.dim() == 2 and "wte" not in n and "wpe" not in n),
-            "embeddings wte and wpe are matrices",
-        ),
-        (_split(lambda n, p: p.dim() == 1), "the two groups are swapped"),
-        (_split(lambda n, p: p.dim() >= 2, remove_duplicate=False), "List each tensor once"),
+        (decay_everything, "you decay every parameter"),
+        (decay_by_name, "Decide by shape, not by name"),
+        (decay_the_linear_weights_only, "embeddings wte and wpe are matrices"),
+        (decay_groups_returned_swapped, "the two groups are swapped"),
+        (decay_from_the_state_dict, "List each tensor once"),
     ],
     ids=["all", "by-name", "no-embeddings", "swapped", "tied-twice"],
 )

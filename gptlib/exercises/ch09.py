@@ -273,8 +273,9 @@ def check_weight_decay_split(fn) -> str:
             ),
             Mistake(
                 lambda m: as_sorted(_split_by(m, lambda n, p: p.dim() >= 2 and ".h." in n)),
-                "the embeddings wte and wpe are matrices too, and they are decayed like the Linear "
-                "weights (wte is also lm_head's weight).",
+                "the embeddings wte and wpe are matrices too, and the rule here decays every matrix, "
+                "embeddings included (wte is also lm_head's weight). That is nanoGPT's rule and "
+                "make_optimizer's; minGPT decayed only the Linear weights.",
             ),
             Mistake(
                 lambda m: as_sorted(_split_by(m, lambda n, p: p.dim() < 2)),
