@@ -1,3 +1,7 @@
+"""Chapter 12's formulas agree with direct counts, and its checkers accept right answers
+and name typical wrong ones. The wrong answers are written here as a reader would write
+them, independently of the checkers' own list of mistakes."""
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -97,21 +101,83 @@ def test_training_reference_and_whole_floats_are_accepted():
     )
 
 
+def training_forward_only(config, T):
+    C = config.n_embd
+    flops = 0
+    for _ in range(config.n_layer):
+        flops += 2 * (3 * C * C + C * C + 4 * C * C + 4 * C * C)  # c_attn, c_proj, c_fc, c_proj
+        flops += 2 * T * C + 2 * T * C  # one query against T keys, T values mixed
+    return flops + 2 * C * config.vocab_size  # lm_head
+
+
+def training_two_flops_per_weight(config, T):
+    with torch.device("meta"):
+        model = GPT(config)
+    return 2 * sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def linear_shapes(config):
+    C = config.n_embd
+    per_block = [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)]
+    return per_block * config.n_layer + [(C, config.vocab_size)]
+
+
+def training_without_attention(config, T):
+    return 3 * sum(2 * n_in * n_out for n_in, n_out in linear_shapes(config))
+
+
+def training_attention_forward_only(config, T):
+    weights = 3 * sum(2 * n_in * n_out for n_in, n_out in linear_shapes(config))
+    return weights + config.n_layer * 2 * 2 * T * config.n_embd
+
+
+def training_causal_half(config, T):
+    attention = 12 * config.n_layer * T * config.n_embd // 2  # the mask hides half the matrix
+    return 6 * N(config) + attention
+
+
+def training_causal_triangle(config, T):
+    keys_per_token = (T + 1) / 2  # token t meets t + 1 keys: 1, 2, ..., T
+    return 6 * N(config) + 3 * 2 * 2 * config.n_layer * keys_per_token * config.n_embd
+
+
+def training_attention_per_sequence(config, T):
+    attention = 3 * 2 * 2 * config.n_layer * (T * T) * config.n_embd  # T queries, T keys each
+    return 6 * N(config) + attention
+
+
+def training_without_lm_head(config, T):
+    C = config.n_embd
+    per_block = 6 * (3 * C * C + C * C + 4 * C * C + 4 * C * C) + 12 * T * C
+    return sum(per_block for _ in range(config.n_layer))
+
+
+def training_wte_and_lm_head(config, T):
+    C, V = config.n_embd, config.vocab_size
+    blocks = 12 * config.n_layer * C * C
+    return 6 * (blocks + V * C + C * V) + 12 * config.n_layer * T * C  # wte, then lm_head
+
+
+def training_every_matrix(config, T):
+    with torch.device("meta"):
+        model = GPT(config)
+    matrices = sum(p.numel() for p in model.parameters() if p.dim() == 2)  # wte (= lm_head), wpe, blocks
+    return 6 * matrices + 12 * config.n_layer * T * config.n_embd
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda c, T: 2 * N(c) + 4 * c.n_layer * T * c.n_embd, "the forward pass alone. The backward pass"),
-        (lambda c, T: 2 * N(c), "the forward pass alone, and without attention"),
-        (lambda c, T: 6 * N(c), "you left out attention"),
-        (lambda c, T: 6 * N(c) + 4 * c.n_layer * T * c.n_embd, "have a backward pass too"),
-        (lambda c, T: 6 * N(c) + 6 * c.n_layer * T * c.n_embd, "the causal mask allows"),
-        (lambda c, T: 6 * N(c) + 12 * c.n_layer * T * T * c.n_embd, "for the whole sequence"),
-        (lambda c, T: 6 * 12 * c.n_layer * c.n_embd**2 + 12 * c.n_layer * T * c.n_embd, "lm_head is missing"),
-        (
-            lambda c, T: 6 * (N(c) + c.vocab_size * c.n_embd) + 12 * c.n_layer * T * c.n_embd,
-            "counted the token matrix twice",
-        ),
-        (lambda c, T: 6 * (N(c) + c.block_size * c.n_embd) + 12 * c.n_layer * T * c.n_embd, "wpe is a lookup table"),
+        (training_forward_only, "the forward pass alone. The backward pass"),
+        (training_two_flops_per_weight, "the forward pass alone, and without attention"),
+        (training_without_attention, "you left out attention"),
+        (training_attention_forward_only, "have a backward pass too"),
+        (training_causal_half, "the causal mask allows"),
+        (training_causal_triangle, "the causal mask allows"),
+        (training_attention_per_sequence, "for the whole sequence"),
+        (training_without_lm_head, "lm_head is missing"),
+        (training_wte_and_lm_head, "counted the token matrix twice"),
+        (training_every_matrix, "wpe is a lookup table"),
     ],
     ids=[
         "forward-only",
@@ -119,6 +185,7 @@ def test_training_reference_and_whole_floats_are_accepted():
         "no-attention",
         "attention-once",
         "causal-half",
+        "causal-triangle",
         "per-sequence",
         "no-lm_head",
         "wte-twice",
@@ -147,15 +214,41 @@ def test_kv_cache_reference_is_accepted():
     assert ch12.check_kv_cache_bytes(ch12.kv_cache_bytes).startswith("correct")
 
 
+def cache_of_keys_only(config, T, bytes_per_float=4):
+    return sum(T * config.n_embd for _ in range(config.n_layer)) * bytes_per_float
+
+
+def cache_of_one_layer(config, T, bytes_per_float=4):
+    k = torch.empty(1, config.n_head, T, config.head_size, device="meta")  # (B, nh, T, hs)
+    return (k.numel() + k.numel()) * bytes_per_float
+
+
+def cache_of_one_head(config, T, bytes_per_float=4):
+    per_layer = 2 * torch.empty(T, config.head_size, device="meta").numel()  # k and v, (T, head_size)
+    return config.n_layer * per_layer * bytes_per_float
+
+
+def cache_refilled_every_step(config, T, bytes_per_float=4):
+    return sum(2 * config.n_layer * T * config.n_embd * bytes_per_float for _ in range(T))
+
+
+def cache_of_attention_weights(config, T, bytes_per_float=4):
+    return torch.empty(config.n_layer, config.n_head, T, T, device="meta").numel() * bytes_per_float
+
+
+def cache_in_numbers(config, T, bytes_per_float=4):
+    return 2 * config.n_embd * T * config.n_layer
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda c, T, b: c.n_layer * T * c.n_embd * b, "keys AND values"),
-        (lambda c, T, b: 2 * T * c.n_embd * b, "that is one layer"),
-        (lambda c, T, b: 2 * c.n_layer * T * c.head_size * b, "that is one head"),
-        (lambda c, T, b: 2 * c.n_layer * T * T * c.n_embd * b, "grows linearly with T"),
-        (lambda c, T, b: c.n_layer * c.n_head * T * T * b, "the size of the attention matrices"),
-        (lambda c, T, b: 2 * c.n_layer * T * c.n_embd, "numbers, not bytes"),
+        (cache_of_keys_only, "keys AND values"),
+        (cache_of_one_layer, "that is one layer"),
+        (cache_of_one_head, "that is one head"),
+        (cache_refilled_every_step, "grows linearly with T"),
+        (cache_of_attention_weights, "the size of the attention matrices"),
+        (cache_in_numbers, "numbers, not bytes"),
     ],
     ids=["no-2", "one-layer", "one-head", "quadratic", "attention-matrix", "no-bytes"],
 )
@@ -188,40 +281,50 @@ def test_generation_closed_form_is_accepted():
     assert ch12.check_generation_flops(closed_form).startswith("correct")
 
 
-def _weights_and_attention(c, T, attention=True):
-    "Forward FLOPs of one token that meets T keys (attention=False: the weights only)."
-    return 2 * N(c) + (4 * c.n_layer * T * c.n_embd if attention else 0)
+def generation_one_token_too_many(config, prompt_len, n_new, kv_cache):
+    n2 = 2 * N(config)
+    total = 0
+    for s in range(1, n_new + 1):
+        T = prompt_len + s  # counts the token being generated as already in the context
+        per_token = n2 + 4 * config.n_layer * T * config.n_embd
+        total += per_token if (kv_cache and s > 1) else T * per_token
+    return total
 
 
-def off_by_one(c, p, n, kv):  # every context one token too long
-    steps = [(p + 1 + s, s) for s in range(n)]
-    return sum(_weights_and_attention(c, T) * (1 if kv and s > 0 else T) for T, s in steps)
+def generation_prompt_fed_as_one_token(config, prompt_len, n_new, kv_cache):
+    total = 0
+    for T in range(prompt_len, prompt_len + n_new):
+        per_token = 2 * N(config) + 4 * config.n_layer * T * config.n_embd
+        total += per_token if kv_cache else T * per_token  # even the first step feeds one token
+    return total
 
 
-def prompt_as_one_token(c, p, n, kv):  # with the cache, even the prompt is fed as one token
-    return sum(_weights_and_attention(c, p + s) * (1 if kv else p + s) for s in range(n))
+def generation_cache_ignored(config, prompt_len, n_new, kv_cache):
+    return sum(
+        T * (2 * N(config) + 4 * config.n_layer * T * config.n_embd) for T in range(prompt_len, prompt_len + n_new)
+    )
 
 
-def cache_unused(c, p, n, kv):  # the cache changes nothing
-    return sum((p + s) * _weights_and_attention(c, p + s) for s in range(n))
+def generation_weights_only(config, prompt_len, n_new, kv_cache):
+    tokens_fed = prompt_len + (n_new - 1 if kv_cache else sum(prompt_len + s for s in range(1, n_new)))
+    return 2 * N(config) * tokens_fed
 
 
-def no_attention(c, p, n, kv):  # 2N per token, whatever the context
-    return sum(2 * N(c) * (1 if kv and s > 0 else p + s) for s in range(n))
-
-
-def no_attention_no_prompt(c, p, n, kv):
-    return sum(2 * N(c) * (1 if kv else p + s) for s in range(n))
+def generation_weights_only_one_token_each(config, prompt_len, n_new, kv_cache):
+    total = 0
+    for s in range(n_new):
+        total += 2 * N(config) * (1 if kv_cache else prompt_len + s)
+    return total
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (off_by_one, "one token too many in every context"),
-        (prompt_as_one_token, "the first step still runs on the whole prompt"),
-        (cache_unused, "every step after the first feeds only the newest token"),
-        (no_attention, "attention is missing. A token"),
-        (no_attention_no_prompt, "attention is missing, and with the cache"),
+        (generation_one_token_too_many, "one token too many in every context"),
+        (generation_prompt_fed_as_one_token, "the first step still runs on the whole prompt"),
+        (generation_cache_ignored, "every step after the first feeds only the newest token"),
+        (generation_weights_only, "attention is missing. A token"),
+        (generation_weights_only_one_token_each, "attention is missing, and with the cache"),
     ],
     ids=["off-by-one", "prompt-as-one-token", "cache-unused", "no-attention", "no-attention-no-prompt"],
 )

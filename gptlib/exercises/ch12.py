@@ -57,6 +57,12 @@ def check_training_flops_per_token(fn) -> str:
     def L_T_C(c, T):
         return c.n_layer * T * c.n_embd
 
+    causal_half = (
+        "you counted only the part of the attention matrix that the causal mask allows. "
+        "The chapter's convention counts the full T x T matrix, as the written-out code "
+        "computes it: 12 * n_layer * T * n_embd."
+    )
+
     return check(
         "training_flops_per_token",
         whole_number(fn),
@@ -66,8 +72,9 @@ def check_training_flops_per_token(fn) -> str:
             Mistake(
                 lambda c, T: 2 * N(c) + att(c, T),
                 "that is the forward pass alone. The backward pass computes two products for every "
-                "product of the forward pass (the gradient of the input and of the weight), so a "
-                "training step costs three forward passes: 6N + 12 * n_layer * T * n_embd.",
+                "product of the forward pass (the gradients of its two operands: a Linear layer's input "
+                "and weight, or attention's two activations), so a training step costs three forward "
+                "passes: 6N + 12 * n_layer * T * n_embd.",
             ),
             Mistake(
                 lambda c, T: 2 * N(c),
@@ -84,12 +91,9 @@ def check_training_flops_per_token(fn) -> str:
                 "the attention products have a backward pass too: count them three times, like the "
                 "rest, 12 * n_layer * T * n_embd.",
             ),
-            Mistake(
-                lambda c, T: 6 * N(c) + 6 * L_T_C(c, T),
-                "you counted only the half of the attention matrix that the causal mask allows. "
-                "The chapter's convention counts the full T x T matrix, as the written-out code "
-                "computes it: 12 * n_layer * T * n_embd.",
-            ),
+            Mistake(lambda c, T: 6 * N(c) + 6 * L_T_C(c, T), causal_half),
+            # the exact count of the pairs the mask allows: T (T + 1) / 2 per sequence, (T + 1) / 2 per token
+            Mistake(lambda c, T: 6 * N(c) + 6 * c.n_layer * (T + 1) * c.n_embd, causal_half),
             Mistake(
                 lambda c, T: 6 * N(c) + 12 * L_T_C(c, T) * T,
                 "your attention term is for the whole sequence of T tokens. Per token, one query "
