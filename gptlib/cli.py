@@ -227,11 +227,11 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt as e:
         if args.command == "train" and int(os.environ.get("RANK", "0")) == 0:
-            print(f"\n{interrupted(e, Path(args.out) / 'ckpt.pt', args.resume)}", file=sys.stderr)
+            print(f"\n{interrupt_message(e, Path(args.out) / 'ckpt.pt', args.resume)}", file=sys.stderr)
         return 130
 
 
-def interrupted(e: KeyboardInterrupt, path: Path, resume: bool) -> str:
+def interrupt_message(e: KeyboardInterrupt, path: Path, resume: bool) -> str:
     """What a Ctrl-C of `train` left on disk, in one line."""
     if not isinstance(e, TrainingInterrupted):  # before Trainer.train began
         kept = f" ({path} is as it was: continue with --resume)" if resume else ""

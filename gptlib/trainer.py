@@ -266,7 +266,8 @@ class Trainer:
             try:
                 stopped = False
                 while self.step < cfg.max_iters and not self.out_of_time():
-                    if stopped := self.stop_requested(ctrl_c):
+                    if self.stop_requested(ctrl_c):
+                        stopped = True
                         break
                     self.lr = cfg.lr_at(self.step, self.elapsed_s)
                     for group in self.optimizer.param_groups:

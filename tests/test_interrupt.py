@@ -9,6 +9,7 @@ was never interrupted. One test does the same with a real ``python -m gptlib tra
 process.
 """
 
+import itertools
 import json
 import os
 import signal
@@ -101,14 +102,13 @@ def during_an_evaluation(at_step):
 
     def install(monkeypatch):
         original = GPT.forward
-        evaluations = []
+        earlier = (at_step // EVERY - 1) * 2 * EVAL_ITERS  # the batches of the earlier evaluations
+        batches = itertools.count(1)
 
-        def forward(self, idx, targets=None):
-            if not self.training:
-                evaluations.append(idx)
-                if len(evaluations) == (at_step // EVERY - 1) * 2 * EVAL_ITERS + EVAL_ITERS + 5:  # 5 into val
-                    ctrl_c()
-            return original(self, idx, targets)
+        def forward(self, *args, **kwargs):
+            if not self.training and next(batches) == earlier + EVAL_ITERS + 5:  # 5 batches into val
+                ctrl_c()
+            return original(self, *args, **kwargs)
 
         monkeypatch.setattr(GPT, "forward", forward)
 
@@ -161,7 +161,8 @@ def test_ctrl_c_then_resume_gives_the_losses_of_a_run_never_interrupted(
     assert saved["step"] == stopped_after
     assert losses(saved["history"]) == losses(straight["history"][: stopped_after // EVERY])
 
-    assert main(train_args(text_file, tmp_path, "--resume")) == 0
+    # --resume alone: the checkpoint's schedule (12 steps, evaluated every 4) continues.
+    assert main(tiny_train_args(text_file, tmp_path, "--resume")) == 0
     resumed = load_checkpoint(tmp_path)
     assert losses(resumed["history"]) == losses(straight["history"])
     assert all(torch.equal(resumed["model"][k], straight["model"][k]) for k in straight["model"])
