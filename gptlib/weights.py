@@ -1,10 +1,11 @@
 """Chapter 11: real GPT-2 weights.
 
-gptlib's parameter names are those of Hugging Face's ``GPT2LMHeadModel`` (nanoGPT uses the
-same), so importing a checkpoint is a rename table with one twist: GPT-2 stores its four
-projection matrices as ``Conv1D`` weights, shaped (in, out) (OpenAI's ``src/model.py``
-and Hugging Face's ``Conv1D`` both do), while ``torch.nn.Linear`` stores (out, in). Those
-four are transposed on the way in and out.
+gptlib's parameter names are those of Hugging Face's ``GPT2LMHeadModel``
+(``transformer.h.0.attn.c_attn.weight``; nanoGPT uses the same, while OpenAI's TensorFlow
+checkpoint says ``model/h0/attn/c_attn/w``), so a Hugging Face checkpoint loads by name with
+one twist: GPT-2 stores its four projection matrices as ``Conv1D`` weights, input dimension
+first (OpenAI's ``src/model.py`` as [1, in, out], Hugging Face's ``Conv1D`` as [in, out]),
+while ``torch.nn.Linear`` stores (out, in). Those four are transposed on the way in and out.
 
 Files are read with ``safetensors`` or ``torch.load(weights_only=True)``: never by
 unpickling arbitrary objects.
@@ -24,7 +25,7 @@ from .model import GPT
 
 # The Conv1D weights of a GPT-2 block, stored (in, out) in GPT-2 checkpoints.
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-# Buffers some GPT-2 checkpoints carry (the old causal mask); they hold no weights.
+# Buffers some Hugging Face GPT-2 files carry (the causal mask, saved by older transformers); no weights.
 IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 
 
@@ -35,9 +36,10 @@ def is_conv1d_weight(name: str) -> bool:
 def from_hf_state_dict(hf_state_dict: dict) -> dict:
     """A Hugging Face GPT-2 state dict renamed and transposed for gptlib.
 
-    Accepts keys with the ``transformer.`` prefix of ``GPT2LMHeadModel`` or without it (as the
-    hub's ``model.safetensors`` for ``gpt2`` stores them), drops the causal-mask
-    buffers, and ties ``lm_head.weight`` to ``transformer.wte.weight``.
+    Accepts the names of ``GPT2LMHeadModel`` (``transformer.h.0.attn.c_attn.weight``) or of
+    ``GPT2Model``, without the ``transformer.`` prefix (as the hub's ``model.safetensors`` for
+    ``gpt2`` stores them), drops the causal-mask buffers, and ties ``lm_head.weight`` to
+    ``transformer.wte.weight``.
     """
     out = {}
     for name, tensor in hf_state_dict.items():
@@ -208,7 +210,7 @@ def load_gpt2(path, config: GPTConfig | None = None) -> GPT:
 
 
 def save_gpt2(model: GPT, directory) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` in GPT-2's (Hugging Face's) layout.
+    """Write ``config.json`` and ``model.safetensors`` as Hugging Face's ``save_pretrained`` does for GPT-2.
 
     ``transformers.GPT2LMHeadModel.from_pretrained(directory)`` loads the result.
     """

@@ -1,4 +1,5 @@
-"""gptlib against Hugging Face's GPT2LMHeadModel, the reference implementation of GPT-2.
+"""gptlib against Hugging Face's GPT2LMHeadModel, the PyTorch port of OpenAI's GPT-2 that
+published GPT-2 checkpoints are loaded with, used here as the reference.
 
 The reference model is built offline from a small GPT2Config with random weights.
 """
@@ -46,7 +47,7 @@ def ours(hf_model):
     return load_checked(model, from_hf_state_dict(hf_model.state_dict()))
 
 
-def test_same_parameter_names_as_gpt2(hf_model, ours):
+def test_same_parameter_names_as_gpt2lmheadmodel(hf_model, ours):
     assert set(ours.state_dict()) == set(hf_model.state_dict())
 
 

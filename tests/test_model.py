@@ -8,7 +8,9 @@ from gptlib.generate import next_token_probs
 from gptlib.trace import format_trace, trace, trace_config
 
 
-def test_module_layout_is_nanogpt_and_gpt2(tiny_model):
+def test_module_layout_is_that_of_nanogpt_and_hugging_face(tiny_model):
+    """The module names of nanoGPT and of Hugging Face's GPT2LMHeadModel (transformer.h.0.attn...),
+    so that their state dicts load by name."""
     t = tiny_model.transformer
     assert set(t.keys()) == {"wte", "wpe", "drop", "h", "ln_f"}
     assert len(t.h) == 2
