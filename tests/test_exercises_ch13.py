@@ -1,10 +1,14 @@
 """Chapter 13's checkers accept right answers and name typical wrong ones. The wrong
 answers are written here, independently of the checkers' own list of mistakes."""
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gptlib.exercises import ExerciseError, ch13
+from gptlib.pretrained import load_induction_model
 
 
 def prev_by_loop(patterns):
@@ -41,7 +45,7 @@ def test_previous_token_scores_next_token_instead():
         T = patterns.shape[-1]
         return torch.stack([patterns[:, :, t, t + 1] for t in range(T - 1)], -1).mean(-1)
 
-    with pytest.raises(ExerciseError, match="offset=1 is the diagonal above"):
+    with pytest.raises(ExerciseError, match=r"the diagonal above the main one \(entries \[t, t \+ 1\]"):
         ch13.check_previous_token_scores(wrong)
 
 
@@ -79,14 +83,65 @@ def test_untouched_stub_is_not_attempted():
     assert ch13.check_previous_token_scores(my_previous_token_scores).startswith("not attempted yet")
 
 
-def test_most_needed_head():
-    losses = ch13._head_rises()
-    assert len(losses) == 8
-    most = max(losses, key=losses.get)
+@pytest.fixture(scope="module")
+def second_copy_losses():
+    """{(layer, head): the induction model's loss on the second copy of repeated random strings
+    with that head's output zeroed}, measured here without the checker's code: the head's
+    columns of its layer's attention c_proj weight are set to 0 in a copy of the model, and
+    the loss is taken on other random strings than the checker's."""
+    model, _, data = load_induction_model()
+    V, P = model.config.vocab_size, data["probe_period"]
+    g = torch.Generator().manual_seed(2024)
+    first = torch.randint(V, (24, P), generator=g)
+    seqs = torch.cat([first, first], dim=1)  # (24, 2P): P random tokens, then the same P again
+    hs = model.config.head_size
+    losses = {}
+    for layer in range(model.config.n_layer):
+        for head in range(model.config.n_head):
+            ablated = copy.deepcopy(model)
+            with torch.no_grad():
+                ablated.transformer.h[layer].attn.c_proj.weight[:, head * hs : (head + 1) * hs] = 0.0
+                logits, _ = ablated(seqs)
+            # positions P .. 2P - 2 predict tokens P + 1 .. 2P - 1, which repeat tokens 1 .. P - 1
+            second = logits[:, P:-1]
+            losses[(layer, head)] = F.cross_entropy(second.reshape(-1, V), seqs[:, P + 1 :].reshape(-1)).item()
+    return losses
+
+
+def test_most_needed_head_accepts_the_head_measured_independently(second_copy_losses):
+    most = max(second_copy_losses, key=second_copy_losses.get)
+    assert ch13.check_most_needed_head(lambda: most).startswith("correct")
     assert ch13.check_most_needed_head(lambda: list(most)).startswith("correct")
-    least = min(losses, key=losses.get)
-    with pytest.raises(ExerciseError, match="smallest"):
+    assert ch13.check_most_needed_head(lambda: torch.tensor(most)).startswith("correct")
+    n_layer, n_head = (1 + max(k[i] for k in second_copy_losses) for i in (0, 1))
+    rises = torch.tensor([[second_copy_losses[(layer, head)] for head in range(n_head)] for layer in range(n_layer)])
+    as_unravelled = torch.unravel_index(rises.argmax(), rises.shape)  # a tuple of two 0-d tensors
+    assert ch13.check_most_needed_head(lambda: as_unravelled).startswith("correct")
+
+
+def test_most_needed_head_taking_the_smallest_rise_gets_its_hint(second_copy_losses):
+    least = min(second_copy_losses, key=second_copy_losses.get)
+    with pytest.raises(ExerciseError, match="take the largest rise, not the smallest"):
         ch13.check_most_needed_head(lambda: least)
-    other = next(k for k in losses if k != most and k != least)
-    with pytest.raises(ExerciseError):
-        ch13.check_most_needed_head(lambda: other)
+
+
+def test_most_needed_head_the_best_of_the_other_layer_gets_its_hint(second_copy_losses):
+    most = max(second_copy_losses, key=second_copy_losses.get)
+    other_layer = {k: v for k, v in second_copy_losses.items() if k[0] != most[0]}
+    runner_up = max(other_layer, key=other_layer.get)
+    with pytest.raises(ExerciseError, match=f"that head matters.*layer {most[0]} holds a head"):
+        ch13.check_most_needed_head(lambda: runner_up)
+
+
+def test_most_needed_head_written_head_first_gets_its_hint(second_copy_losses):
+    layer, head = max(second_copy_losses, key=second_copy_losses.get)
+    assert (head, layer) in second_copy_losses and head != layer  # a head the model has, and not the answer
+    with pytest.raises(ExerciseError, match=r"if you answered \(head, layer\), swap them"):
+        ch13.check_most_needed_head(lambda: (head, layer))
+
+
+def test_most_needed_head_untouched_stub_is_not_attempted():
+    def my_most_needed_head():
+        raise NotImplementedError("loop over (layer, head)")
+
+    assert ch13.check_most_needed_head(my_most_needed_head).startswith("not attempted yet")

@@ -33,8 +33,9 @@ def check_previous_token_scores(fn) -> str:
             ),
             Mistake(
                 lambda p: p.diagonal(offset=1, dim1=-2, dim2=-1).mean(-1),
-                "offset=1 is the diagonal above the main one: attention to the next token, which "
-                "the causal mask sets to 0. The previous token is offset=-1.",
+                "that is the diagonal above the main one (entries [t, t + 1], offset=1): attention to the "
+                "next token, which the causal mask sets to 0. The previous token is one below the main "
+                "diagonal (entries [t, t - 1], offset=-1).",
             ),
             Mistake(
                 lambda p: p.diagonal(dim1=-2, dim2=-1).mean(-1),
@@ -98,26 +99,32 @@ def check_most_needed_head(fn) -> str:
     most = max(losses, key=losses.get)
     least = min(losses, key=losses.get)
     best_elsewhere = max((k for k in losses if k[0] != most[0]), key=losses.get)
+    swapped = (most[1], most[0])
+    hints: dict[tuple, list[str]] = {}
+    hints.setdefault(least, []).append(
+        "zeroing that head changes the second copy least: take the largest rise, not the smallest."
+    )
+    hints.setdefault(best_elsewhere, []).append(
+        f"that head matters, but it is not the one copying needs most; compare all heads of both layers "
+        f"(layer {most[0]} holds a head whose loss rises more)."
+    )
+    if swapped in losses and swapped != most:  # the right head, written (head, layer)
+        hints.setdefault(swapped, []).append(
+            "if you answered (head, layer), swap them: the answer is (layer, head), the layer first."
+        )
     return check(
         "most_needed_head",
         lambda: _as_pair(fn()),
         lambda: most,
         cases=[()],
-        mistakes=[
-            Mistake(
-                lambda: least,
-                "zeroing that head changes the second copy least: take the largest rise, not the smallest.",
-            ),
-            Mistake(
-                lambda: best_elsewhere,
-                f"that head matters, but it is not the one copying needs most; compare all heads of both layers "
-                f"(layer {most[0]} holds a head whose loss rises more).",
-            ),
-        ],
+        mistakes=[Mistake(lambda answer=answer: answer, " Or, ".join(said)) for answer, said in hints.items()],
     )
 
 
 def _as_pair(answer):
+    """(layer, head) as two ints, from a tuple, a list or a tensor of two whole numbers."""
+    if isinstance(answer, torch.Tensor) and answer.numel() == 2:
+        answer = answer.flatten().tolist()
     if isinstance(answer, (tuple, list)) and len(answer) == 2:
         return tuple(int(a) for a in answer)
     return answer
