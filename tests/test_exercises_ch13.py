@@ -76,11 +76,20 @@ def test_induction_scores_one_row_too_early():
         ch13.check_induction_scores(wrong)
 
 
-def test_untouched_stub_is_not_attempted():
+def test_untouched_stubs_are_not_attempted():
     def my_previous_token_scores(patterns):
         raise NotImplementedError("average below the diagonal")
 
+    def my_induction_scores(patterns, period):
+        raise NotImplementedError("take the diagonal period - 1 below the main one")
+
     assert ch13.check_previous_token_scores(my_previous_token_scores).startswith("not attempted yet")
+    assert ch13.check_induction_scores(my_induction_scores).startswith("not attempted yet")
+
+
+def test_a_crash_is_reported_as_the_answer():
+    with pytest.raises(ExerciseError, match=r"induction_scores: your function raised IndexError: .*\(on input 1\)"):
+        ch13.check_induction_scores(lambda patterns, period: patterns[:, :, period + patterns.shape[-1]])
 
 
 @pytest.fixture(scope="module")

@@ -174,7 +174,8 @@ def check_convert_name_and_tensor(fn) -> str:
             ),
             Mistake(
                 lambda n, t: (_prefixed(n), t),
-                "nothing was transposed. GPT-2 stores c_attn, attn.c_proj, c_fc and mlp.c_proj as (in, out); "
+                "nothing was transposed. Hugging Face's GPT-2 stores c_attn, attn.c_proj, c_fc and mlp.c_proj "
+                "as Conv1D weights, (in, out); "
                 "nn.Linear wants (out, in), so those four weights need .t().",
             ),
             Mistake(
