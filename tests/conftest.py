@@ -94,3 +94,15 @@ def built_book():
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a test module (pytestmark = pytest.mark.usefixtures("one_thread")),
+    its module-scoped fixtures included: the models of these tests are small enough to gain
+    nothing from more, and on a machine whose cores are busy, threads that wait for each other
+    make them several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

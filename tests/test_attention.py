@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from gptlib import GPT, GPTConfig
 from gptlib.attention import CausalSelfAttention, causal_mask, merge_heads, scaled_dot_product_attention, split_heads
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 
 def test_causal_mask_is_lower_triangular_with_131328_pairs():
     mask = causal_mask(512)

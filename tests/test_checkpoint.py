@@ -16,6 +16,8 @@ from gptlib.cli import main
 from gptlib.sampling import sample_text
 from gptlib.train import run_training
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 SMALL = dict(preset="tiny", progress=False)
 
 

@@ -9,6 +9,8 @@ from gptlib.cli import main
 
 from .conftest import tiny_train_args
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 
 def cli(capsys, *args):
     """`python -m gptlib ARGS`, run in this process: (exit status, stdout, stderr)."""
@@ -54,8 +56,8 @@ def test_trace_too_long_is_a_clear_error(capsys):
 
 # -- sample: the bundled model, a few tokens, every sampling flag --------------------------------
 def sample(capsys, *flags):
-    """The text `python -m gptlib sample --pretrained shakespeare-char --tokens 20 FLAGS` prints."""
-    code, out, err = cli(capsys, "sample", "--pretrained", "shakespeare-char", "--tokens", "20", *flags)
+    """The text `python -m gptlib sample --pretrained shakespeare-char --tokens 12 FLAGS` prints."""
+    code, out, err = cli(capsys, "sample", "--pretrained", "shakespeare-char", "--tokens", "12", *flags)
     assert code == 0, err
     return out
 
@@ -64,7 +66,7 @@ def test_the_seed_decides_the_sample(capsys):
     first = sample(capsys, "--seed", "1")
     assert sample(capsys, "--seed", "1") == first
     assert sample(capsys, "--seed", "2") != first
-    assert len(first.removesuffix("\n")) == 1 + 20  # the default start (a newline) and 20 characters
+    assert len(first.removesuffix("\n")) == 1 + 12  # the default start (a newline) and 12 characters
 
 
 def test_top_k_1_and_a_tiny_top_p_are_greedy(capsys):

@@ -32,6 +32,8 @@ from gptlib.pretrained import load_shakespeare_char
 from gptlib.tokenizer import CharTokenizer
 from gptlib.train import run_training
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 TOL = dict(atol=1e-4, rtol=0)
 
 

@@ -17,6 +17,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 from gptlib import GPT  # noqa: E402
 from gptlib.weights import config_from_hf, from_hf_state_dict, load_checked, load_gpt2, save_gpt2, to_hf_state_dict  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 
 @pytest.fixture(scope="module")
 def hf_model():

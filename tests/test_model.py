@@ -7,6 +7,8 @@ from gptlib import GPT, GPTConfig
 from gptlib.generate import next_token_probs
 from gptlib.trace import format_trace, trace, trace_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 
 def test_module_layout_is_that_of_nanogpt_and_hugging_face(tiny_model):
     """The module names of nanoGPT and of Hugging Face's GPT2LMHeadModel (transformer.h.0.attn...),

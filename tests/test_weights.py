@@ -13,6 +13,8 @@ from gptlib.weights import (
     to_hf_state_dict,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 
 def test_conv1d_weights_are_transposed(tiny_model):
     hf = to_hf_state_dict(tiny_model)
@@ -81,6 +83,7 @@ def assert_one_safe_line(message: str):
     assert "\n" not in message and "weights_only" not in message, message
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the plain pickle
 def test_torch_files_are_never_unpickled(tmp_path, capsys):
     """A file that names Python code is refused without running it: a plain pickle (not torch.save's
     format), torch.save's zip archive, and torch.save's older non-zip format."""
