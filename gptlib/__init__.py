@@ -2,8 +2,9 @@
 
     from gptlib import GPT, GPTConfig, gpt2_tokenizer
 
-Modules follow the book's order: config, tokenizer, attention, layers, model,
-trace, generate, weights.
+Modules follow the book's order: config, tokenizer, attention, layers, model, trace,
+dataset, checkpoint, recipes, trainer, interrupt, train, generate, sampling, weights,
+pretrained, interpret, export; and exercises, one module per chapter.
 """
 
 from .config import PRESETS, GPTConfig
