@@ -24,6 +24,8 @@ from .tokenizer import CharTokenizer, gpt2_tokenizer
 from .weights import load_checked
 
 REQUIRED_KEYS = ("model", "model_config", "step")
+# why_unreadable's reason for a file that names Python classes or functions (refused, never run).
+HOLDS_OBJECTS = "it holds Python objects other than tensors and plain data, which gptlib does not load"
 TOKENIZER_KINDS = ("char", "gpt2")
 
 
@@ -77,7 +79,7 @@ def why_unreadable(error: Exception, path=None) -> str:
     whole_archive = path is not None and zipfile.is_zipfile(path)
     refused = "weights_only" in text or "Unpickl" in type(error).__name__
     if "Unsupported global" in text or (whole_archive and refused):
-        return "it holds Python objects other than tensors and plain data, which gptlib does not load"
+        return HOLDS_OBJECTS
     if not whole_archive or "zip" in text.lower() or "magic number" in text or isinstance(error, EOFError):
         return "it is not a complete file written by torch.save (truncated or another format)"
     return type(error).__name__

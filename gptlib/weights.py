@@ -147,34 +147,36 @@ def read_state_dict(path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every failure becomes one of the two messages below
-        from .checkpoint import why_unreadable
+        from .checkpoint import HOLDS_OBJECTS, why_unreadable
 
         reason = why_unreadable(e, path)
-        if reason.startswith("it holds Python objects"):
+        if reason == HOLDS_OBJECTS:
             raise pickle.UnpicklingError(f"{path} is refused: {reason}") from None
         raise ValueError(f"{path} is not a weights file gptlib can read: {reason}") from None
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict (found {type(state).__name__})")
     if is_training_checkpoint(state):
-        raise ValueError(f"{path} {TRAINING_CHECKPOINT}")
+        raise not_gpt2_weights(f"{path} is")
     for name, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{path} is not a state dict of tensors: {name!r} is of type {type(value).__name__}")
     return state
 
 
-# What load_gpt2 says when it is handed what `python -m gptlib train` writes.
-TRAINING_CHECKPOINT = (
-    "is a gptlib training checkpoint (ckpt.pt, written by `python -m gptlib train`), not GPT-2 weights; "
-    "load_gpt2 reads config.json and model.safetensors (what save_gpt2 and Hugging Face's save_pretrained "
-    "write); read a training checkpoint with gptlib.checkpoint.load_checkpoint and model_from_checkpoint"
-)
-
-
 def is_training_checkpoint(state: dict) -> bool:
+    """Whether a loaded file is what `python -m gptlib train` writes (gptlib.checkpoint)."""
     from .checkpoint import REQUIRED_KEYS
 
     return all(key in state for key in REQUIRED_KEYS) and isinstance(state["model"], dict)
+
+
+def not_gpt2_weights(what: str) -> ValueError:
+    """The error for a training checkpoint handed to load_gpt2; what: "PATH is" or "FOLDER holds ckpt.pt,"."""
+    return ValueError(
+        f"{what} a gptlib training checkpoint (written by `python -m gptlib train`), not GPT-2 weights; "
+        "load_gpt2 reads config.json and model.safetensors (what save_gpt2 and Hugging Face's save_pretrained "
+        "write); read a training checkpoint with gptlib.checkpoint.load_checkpoint and model_from_checkpoint"
+    )
 
 
 def weights_in_folder(folder: Path) -> Path:
@@ -183,7 +185,7 @@ def weights_in_folder(folder: Path) -> Path:
     if weights.is_file():
         return weights
     if (folder / "ckpt.pt").is_file():
-        raise ValueError(f"{folder} holds no model.safetensors: it {TRAINING_CHECKPOINT}")
+        raise not_gpt2_weights(f"{folder} holds no model.safetensors but ckpt.pt,")
     held = sorted(p.name for p in folder.iterdir())
     listing = ", ".join(held[:8]) + (", ..." if len(held) > 8 else "") if held else "nothing"
     raise FileNotFoundError(

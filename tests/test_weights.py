@@ -156,16 +156,16 @@ def test_load_gpt2_names_a_training_checkpoint(training_run):
     from gptlib.checkpoint import load_checkpoint, model_from_checkpoint
 
     what = (
-        "is a gptlib training checkpoint (ckpt.pt, written by `python -m gptlib train`), not GPT-2 weights; "
+        "a gptlib training checkpoint (written by `python -m gptlib train`), not GPT-2 weights; "
         "load_gpt2 reads config.json and model.safetensors (what save_gpt2 and Hugging Face's save_pretrained "
         "write); read a training checkpoint with gptlib.checkpoint.load_checkpoint and model_from_checkpoint"
     )
     ckpt = training_run / "ckpt.pt"
     config = GPTConfig.from_preset("tiny")
     for args, expected in [
-        ((training_run,), f"{training_run} holds no model.safetensors: it {what}"),
-        ((ckpt,), f"{ckpt} {what}"),
-        ((ckpt, config), f"{ckpt} {what}"),
+        ((training_run,), f"{training_run} holds no model.safetensors but ckpt.pt, {what}"),
+        ((ckpt,), f"{ckpt} is {what}"),
+        ((ckpt, config), f"{ckpt} is {what}"),
     ]:
         with pytest.raises(ValueError) as info:
             load_gpt2(*args)
