@@ -130,3 +130,12 @@ def test_an_exercise_error_from_a_checkers_wrapper_is_passed_on_unchanged():
     with pytest.raises(ExerciseError) as error:
         check("double", wrapper, reference, CASES)
     assert str(error.value) == "double: not yet. Hint: a hint the checker found itself"
+
+
+def test_whole_number_tensors_of_the_right_shape_say_how_many_values_differ():
+    def next_ids(ids):
+        return ids + 1
+
+    with pytest.raises(ExerciseError) as error:
+        check("next_ids", lambda ids: ids + torch.tensor([1, 1, 2, 3]), next_ids, [(torch.arange(4),)])
+    assert str(error.value) == "next_ids: the shape, [4], is right, but 2 of the 4 values differ (input 1)"

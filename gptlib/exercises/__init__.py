@@ -132,6 +132,9 @@ def difference(want: Any, got: Any, atol: float = 1e-5, rtol: float = 1e-4) -> s
             return f"expected shape {list(want.shape)}, got {list(got.shape)}"
         if got.is_floating_point() and not torch.isfinite(got).all():
             return f"the shape, {list(got.shape)}, is right, but the values differ: some of yours are NaN or infinite"
+        if not (got.is_floating_point() or want.is_floating_point()):  # ids, counts, masks: which ones differ
+            n = int((got != want).sum())
+            return f"the shape, {list(got.shape)}, is right, but {n} of the {got.numel()} values differ"
         gap = (got.double() - want.double()).abs().max().item()
         return f"the shape, {list(got.shape)}, is right, but the values differ, by up to {gap:.3g}"
     if describe(got) == describe(want) and isinstance(got, (tuple, list)) and isinstance(want, (tuple, list)):
