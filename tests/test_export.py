@@ -275,6 +275,11 @@ def test_text_that_is_a_folder_writes_nothing(tmp_path):
 def test_clear_errors_before_exporting(tmp_path):
     with pytest.raises(TypeError, match="needs a gptlib GPT"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx")
+    (tmp_path / "site.onnx").mkdir()
+    with pytest.raises(
+        IsADirectoryError, match=f"^{tmp_path / 'site.onnx'} is a folder; give the name of the ONNX file"
+    ):
+        export_onnx(GPT(GPTConfig.from_preset("tiny")), tmp_path / "site.onnx")
     tiny = GPT(GPTConfig.from_preset("tiny"))
     torch.save(
         {"model": tiny.state_dict(), "model_config": vars(tiny.config), "step": 0, "tokenizer": {"kind": "gpt2"}},
