@@ -21,12 +21,31 @@ import torch
 from .config import GPTConfig
 from .model import GPT
 from .tokenizer import CharTokenizer, gpt2_tokenizer
-from .weights import load_checked
 
 REQUIRED_KEYS = ("model", "model_config", "step")
 # why_unreadable's reason for a file that names Python classes or functions (refused, never run).
 HOLDS_OBJECTS = "it holds Python objects other than tensors and plain data, which gptlib does not load"
 TOKENIZER_KINDS = ("char", "gpt2")
+
+
+def load_checked(model: GPT, state_dict: dict) -> GPT:
+    """Load a gptlib-layout state dict, or raise ValueError listing every mismatch."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    given = {name: tuple(t.shape) for name, t in state_dict.items()}
+    problems = [f"missing: {n} {list(expected[n])}" for n in expected if n not in given]
+    problems += [f"unexpected: {n} {list(given[n])}" for n in given if n not in expected]
+    problems += [
+        f"shape mismatch: {n} is {list(given[n])} in the file, {list(expected[n])} in the model"
+        for n in expected
+        if n in given and given[n] != expected[n]
+    ]
+    if problems:
+        raise ValueError(
+            f"state dict does not fit this model ({model.config}); "
+            f"{len(problems)} problem(s):\n  " + "\n  ".join(problems)
+        )
+    model.load_state_dict(state_dict)
+    return model
 
 
 def save_atomically(obj: dict, path) -> None:

@@ -38,7 +38,7 @@ def load_safetensors_model(path: str) -> tuple[GPT, dict]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from .weights import load_checked
+    from .checkpoint import load_checked
 
     with safe_open(path, framework="pt") as f:
         meta = f.metadata()

@@ -28,13 +28,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .checkpoint import save_atomically
+from .checkpoint import load_checked, save_atomically
 from .config import GPTConfig
 from .dataset import get_batch
 from .interrupt import CtrlCBetweenSteps, TrainingInterrupted
 from .model import GPT
 from .recipes import TrainConfig, make_optimizer
-from .weights import load_checked
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import HOLDS_OBJECTS, REQUIRED_KEYS, load_checked, why_unreadable
 from .config import GPTConfig
 from .model import GPT
 
@@ -58,26 +59,6 @@ def to_hf_state_dict(model: GPT) -> dict:
     return {
         name: (t.t() if is_conv1d_weight(name) else t).detach().contiguous() for name, t in model.state_dict().items()
     }
-
-
-def load_checked(model: GPT, state_dict: dict) -> GPT:
-    """Load a gptlib-layout state dict, or raise ValueError listing every mismatch."""
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    given = {name: tuple(t.shape) for name, t in state_dict.items()}
-    problems = [f"missing: {n} {list(expected[n])}" for n in expected if n not in given]
-    problems += [f"unexpected: {n} {list(given[n])}" for n in given if n not in expected]
-    problems += [
-        f"shape mismatch: {n} is {list(given[n])} in the file, {list(expected[n])} in the model"
-        for n in expected
-        if n in given and given[n] != expected[n]
-    ]
-    if problems:
-        raise ValueError(
-            f"state dict does not fit this model ({model.config}); "
-            f"{len(problems)} problem(s):\n  " + "\n  ".join(problems)
-        )
-    model.load_state_dict(state_dict)
-    return model
 
 
 def config_from_hf(hf_config: dict) -> GPTConfig:
@@ -147,8 +128,6 @@ def read_state_dict(path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every failure becomes one of the two messages below
-        from .checkpoint import HOLDS_OBJECTS, why_unreadable
-
         reason = why_unreadable(e, path)
         if reason == HOLDS_OBJECTS:
             raise pickle.UnpicklingError(f"{path} is refused: {reason}") from None
@@ -165,8 +144,6 @@ def read_state_dict(path) -> dict:
 
 def is_training_checkpoint(state: dict) -> bool:
     """Whether a loaded file is what `python -m gptlib train` writes (gptlib.checkpoint)."""
-    from .checkpoint import REQUIRED_KEYS
-
     return all(key in state for key in REQUIRED_KEYS) and isinstance(state["model"], dict)
 
 
