@@ -1,7 +1,8 @@
 # The two commands of the README. Run them inside a virtual environment.
 #   make book   set up, then build the book into _build/html
 #   make test   set up, then lint (ruff) and run every test (unit tests, strict nbval over the
-#               chapters, the book build, the browser test)
+#               chapters, the book build, the browser test), one pytest-xdist worker per core,
+#               each test file (each notebook) on one worker
 PYTHON ?= python
 # Every package is installed at the version pinned in constraints.txt: the versions the
 # notebooks' stored outputs and CI come from. torch is installed first, only when none is
@@ -33,4 +34,4 @@ lint:
 test: torch
 	$(PIP) -e ".[test]"
 	$(MAKE) --no-print-directory browser-assets lint PYTHON="$(PYTHON)"
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto --dist loadfile

@@ -1,7 +1,15 @@
+import os
 import pathlib
 
-import pytest
-import torch
+# Under pytest-xdist (`make test` runs `pytest -n auto`) every worker, and every notebook
+# kernel it starts, computes on one thread: the workers already keep the cores busy, and
+# torch threads that wait for each other on busy cores make small models many times slower.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from gptlib import GPT, GPTConfig
 
@@ -36,23 +44,40 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, where every test must run: {reason}"
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Start the cross-machine run of the chapters (tests/test_portable.py) in the background
-    as soon as it is collected, and read its result last."""
-    portable = [item for item in items if item.nodeid.startswith("tests/test_portable.py::test_the_chapters")]
-    if portable:
+def pytest_sessionstart(session):
+    """Start the cross-machine run of the chapters (tests/test_portable.py) in the background,
+    once per test run (in the main process, not in each pytest-xdist worker)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    if getattr(session.config.option, "numprocesses", None):  # the workers inherit this environment
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        os.environ.setdefault("MKL_NUM_THREADS", "1")
+    if portable_test_may_run(session.config):
         from tests import test_portable
 
         test_portable.start_in_background()
-        items[:] = [item for item in items if item not in portable] + portable
+
+
+def portable_test_may_run(config) -> bool:
+    """Whether this run includes tests/test_portable.py: pytest alone, or a path that holds it."""
+    if config.getoption("keyword") or config.getoption("markexpr") or config.getoption("collectonly"):
+        return False
+    args = [pathlib.Path(a.split("::")[0]).resolve() for a in config.args] or [ROOT / "tests"]
+    portable = ROOT / "tests" / "test_portable.py"
+    return any(portable == a or a in portable.parents for a in args)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The test that waits for the cross-machine run goes last."""
+    portable = [item for item in items if item.nodeid.startswith("tests/test_portable.py::test_the_chapters")]
+    items[:] = [item for item in items if item not in portable] + portable
 
 
 def pytest_sessionfinish(session, exitstatus):
-    import sys
+    if not hasattr(session.config, "workerinput"):
+        from tests import test_portable
 
-    module = sys.modules.get("tests.test_portable")
-    if module is not None:
-        module.stop_background()
+        test_portable.stop_background()
 
 
 @pytest.fixture
@@ -73,26 +98,37 @@ def tiny_train_args(data, out, *extra) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def built_book():
-    """Build the book once per test session, as readers get it, into _build/html.
+def built_book(request):
+    """Build the book once per test run, as readers get it, into _build/html.
 
-    Returns the html folder; warnings are errors (-W -n)."""
+    Returns the html folder; warnings are errors (-W -n). Under pytest-xdist the first worker
+    that needs the book builds it while the others wait, and they all use that build."""
     import shutil
     import subprocess
     import sys
+
+    from filelock import FileLock
 
     beside_python = pathlib.Path(sys.executable).parent / "jupyter-book"
     jb = str(beside_python) if beside_python.exists() else shutil.which("jupyter-book")
     if jb is None:
         pytest.fail("jupyter-book is not installed: pip install -e '.[book]'")
-    result = subprocess.run(
-        [jb, "build", str(ROOT), "-W", "-n", "--keep-going"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    (ROOT / "_build").mkdir(exist_ok=True)
+    run = getattr(request.config, "workerinput", {}).get("testrunuid", str(os.getpid()))
+    built = ROOT / "_build" / f".built-by-test-run-{run}"
+    with FileLock(ROOT / "_build" / ".build.lock"):
+        if not built.exists():
+            for old in (ROOT / "_build").glob(".built-by-test-run-*"):
+                old.unlink()
+            result = subprocess.run(
+                [jb, "build", str(ROOT), "-W", "-n", "--keep-going"],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                cwd=ROOT,
+            )
+            assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+            built.touch()
     return ROOT / "_build" / "html"
 
 
