@@ -2,6 +2,7 @@
 and notebooks that were run before they were committed."""
 
 import json
+import pathlib
 import re
 import tomllib
 
@@ -281,3 +282,47 @@ def test_every_cell_that_prints_a_decimal_asserts_in_it_or_the_next(path):
             continue
         here_or_next = "".join(cell["source"]) + "".join(cells[k + 1]["source"] if k + 1 < len(cells) else "")
         assert ASSERTS.search(here_or_next), f"{path.name} code cell {k} prints a decimal that no assertion holds"
+
+
+def tracked_text_files():
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    suffixes = {".py", ".md", ".ipynb", ".js", ".yml", ".toml", ".cfg", ".txt", ".css"}
+    return [ROOT / f for f in listed if pathlib.Path(f).suffix in suffixes and (ROOT / f).is_file()]
+
+
+def test_the_project_speaks_to_its_users_not_of_its_issue_tracker():
+    pattern = re.compile(r"\b(the )?issue (#?\d+|asks|asked)\b|\bissue #\d+|\(issue \d+\)", re.I)
+    found = [
+        f"{path.relative_to(ROOT)}: {m.group(0)!r}"
+        for path in tracked_text_files()
+        for m in pattern.finditer(path.read_text(errors="replace"))
+    ]
+    assert not found, found
+
+
+def test_the_library_is_a_house_of_small_rooms():
+    # One module per concept; the exercise checkers (one module per chapter) are not counted.
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "gptlib").glob("*.py")}
+    assert max(sizes.values()) <= 320, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_ci_run_names_what_a_bare_machine_lacks_when_it_cannot_install_it(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    # A machine with bash and Python but no Chromium and no npm, where we are not root and
+    # there is no sudo: .ci/run must stop at once with one line naming what is missing.
+    for tool in ("bash", "dirname", "python3"):
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    (tmp_path / "id").write_text("#!/bin/sh\necho 1000\n")
+    (tmp_path / "id").chmod(0o755)
+    env = {"PATH": str(tmp_path), "HOME": os.environ.get("HOME", "/tmp")}
+    result = subprocess.run(
+        [str(tmp_path / "bash"), str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(".ci/run: missing chromium nodejs npm"), result.stderr
