@@ -45,8 +45,8 @@ def dims_per_block_as_a_float(config):
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (tokens_per_head, "Heads split the embedding dimension, not the tokens"),
-        (tokens_per_head_read_off_the_shape, "Heads split the embedding dimension, not the tokens"),
+        (tokens_per_head, "Heads split the width of the queries, keys and values, not the tokens"),
+        (tokens_per_head_read_off_the_shape, "Heads split the width of the queries, keys and values, not the tokens"),
         (dims_per_block, "n_layer is the number of blocks"),
         (dims_per_block_as_a_float, "n_layer is the number of blocks"),
     ],
@@ -111,7 +111,7 @@ def test_split_heads_interleaved_dims_gets_its_hint():
     def every_n_head_th_dim(x, n_head):
         return torch.stack([x[:, :, h::n_head] for h in range(n_head)], dim=1)
 
-    with pytest.raises(ExerciseError, match=r"every n_head-th dim"):
+    with pytest.raises(ExerciseError, match=r"every n_head-th number"):
         ch05.check_split_heads(every_n_head_th_dim)
 
 
@@ -228,3 +228,21 @@ def _stub(*args):
 )
 def test_an_untouched_stub_is_not_attempted_yet(checker):
     assert checker(_stub).startswith("not attempted yet")
+
+
+def _bare_stub(*args):
+    raise NotImplementedError  # the chapter's stubs: no hint in the message
+
+
+@pytest.mark.parametrize(
+    "checker, name",
+    [
+        (ch05.check_head_size, "head_size"),
+        (ch05.check_split_heads, "split_heads"),
+        (ch05.check_merge_heads, "merge_heads"),
+        (ch05.check_head_weights, "head_weights"),
+    ],
+    ids=["head_size", "split_heads", "merge_heads", "head_weights"],
+)
+def test_the_chapters_stubs_print_only_not_attempted_yet(checker, name):
+    assert checker(_bare_stub) == f"not attempted yet: {name}"

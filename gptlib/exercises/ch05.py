@@ -1,5 +1,8 @@
 """Chapter 5 exercises: many heads.
 
+Every head reads all n_embd numbers of every token; what is cut into n_head pieces of
+head_size is the output of c_attn (q, k and v, each (B, T, C)) and the heads' outputs.
+
 >>> from gptlib.exercises import ch05
 >>> ch05.check_head_size(lambda config: config.n_embd // config.n_head)
 'correct: head_size agrees with the reference on 7 inputs'
@@ -17,7 +20,8 @@ from . import ExerciseError, Mistake, check
 
 
 def head_size(config: GPTConfig) -> int:
-    """Dimensions per head: the embedding is cut into n_head equal pieces."""
+    """The width of each head's queries, keys and values: q, k and v (n_embd wide each)
+    are cut into n_head equal pieces."""
     return config.n_embd // config.n_head
 
 
@@ -27,12 +31,13 @@ def head_size_cases() -> list[tuple[GPTConfig]]:
 
 
 _TOKENS_HINT = (
-    "that divides the tokens among the heads. Heads split the embedding dimension, "
-    "not the tokens: every head sees all block_size positions, with n_embd // n_head dims."
+    "that divides the tokens among the heads. Heads split the width of the queries, keys and "
+    "values, not the tokens: every head reads all n_embd numbers of all block_size positions and "
+    "makes its own queries, keys and values, n_embd // n_head numbers each per token."
 )
 _LAYERS_HINT = (
     "n_layer is the number of blocks; in GPT-2 small it happens to equal n_head (12). "
-    "The embedding is cut into n_head pieces."
+    "The queries, keys and values (n_embd numbers each per token) are cut into n_head pieces."
 )
 
 
@@ -68,6 +73,7 @@ def check_head_size(fn) -> str:
 
 def split_cases() -> list[tuple[torch.Tensor, int]]:
     g = torch.Generator().manual_seed(5)
+    # Each x stands for q, k or v (B, T, C), after c_attn and the split into three.
     # T is a multiple of n_head in every case, so that the token-splitting mistake runs and gets its hint.
     shapes = [((2, 24, 48), 12), ((1, 16, 32), 4), ((3, 8, 24), 8), ((1, 96, 768), 12), ((1, 512, 768), 8)]
     return [(torch.randn(*shape, generator=g), n_head) for shape, n_head in shapes]
@@ -94,7 +100,7 @@ def _split_interleaved(x, n_head):
 
 
 def check_split_heads(fn) -> str:
-    """Exercise: fn(x, n_head) turns x (B, T, C) into (B, n_head, T, C // n_head)."""
+    """Exercise: fn(t, n_head) turns t, one of q, k or v (B, T, C), into (B, n_head, T, C // n_head)."""
     return check(
         "split_heads",
         fn,
@@ -105,8 +111,8 @@ def check_split_heads(fn) -> str:
                 _split_without_transpose,
                 "the shape is right but the numbers are not. view(B, n_head, T, head_size) straight away "
                 "cuts the memory of the whole sequence into n_head blocks, so a 'head' gets whole tokens "
-                "instead of head_size dims of every token. View as (B, T, n_head, head_size) first, "
-                "then transpose(1, 2).",
+                "instead of head_size numbers of every token's query (or key, or value). View as "
+                "(B, T, n_head, head_size) first, then transpose(1, 2).",
             ),
             Mistake(
                 _split_no_head_first,
@@ -115,13 +121,15 @@ def check_split_heads(fn) -> str:
             ),
             Mistake(
                 _split_tokens,
-                "that splits the tokens into n_head groups. Heads split the embedding dimension: "
-                "every head keeps all T tokens and n_embd // n_head of their dims.",
+                "that splits the tokens into n_head groups. split_heads cuts the last dimension, the C "
+                "numbers of each token's query (or key, or value): every head keeps all T tokens and "
+                "C // n_head numbers of each.",
             ),
             Mistake(
                 _split_interleaved,
-                "that gives head h every n_head-th dim (h, h + n_head, ...). Head h owns one block of "
-                "dims, h * head_size to (h + 1) * head_size - 1: view as (B, T, n_head, head_size).",
+                "that gives head h every n_head-th number (h, h + n_head, ...). Head h gets one block, "
+                "numbers h * head_size to (h + 1) * head_size - 1 of each token's query (or key, or value): "
+                "view as (B, T, n_head, head_size).",
             ),
         ],
     )
@@ -153,7 +161,8 @@ NOT_CONTIGUOUS_HINT = (
 
 
 def check_merge_heads(fn) -> str:
-    """Exercise: fn(y) turns y (B, n_head, T, head_size) into (B, T, n_head * head_size)."""
+    """Exercise: fn(y) turns the heads' outputs y (B, n_head, T, head_size) into
+    (B, T, n_head * head_size), the input of c_proj."""
     cases = merge_cases()
     try:
         fn(*cases[0])
@@ -244,8 +253,8 @@ def check_head_weights(fn) -> str:
             Mistake(
                 _weights_from_columns,
                 "nn.Linear stores its weight as (out, in) = (3C, C): the 3C query, key and value "
-                "features are the rows, so slice rows, not columns. (GPT-2's checkpoint stores the "
-                "transpose, (in, out); chapter 11 deals with that.)",
+                "features are the rows, so slice rows, not columns. (OpenAI's GPT-2 checkpoint stores "
+                "the transpose as [1, in, out], Hugging Face's Conv1D as (in, out); chapter 11 deals with that.)",
             ),
         ],
     )
