@@ -40,9 +40,11 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
 
 
 def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
-    """(B, T, C) -> (B, nh, T, hs): cut the embedding dimension into n_head pieces.
+    """(B, T, C) -> (B, nh, T, hs): cut the queries, keys or values into n_head pieces.
 
-    The tokens are not split: every head keeps all T positions.
+    It is applied to q, k and v after c_attn, which made each of them from all C numbers
+    of every token: each head gets hs of their C dimensions, never a piece of the input x.
+    The tokens are not split either: every head keeps all T positions.
     """
     B, T, C = x.shape
     if C % n_head != 0:
@@ -51,7 +53,7 @@ def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """(B, nh, T, hs) -> (B, T, C): join the heads again, C = nh * hs."""
+    """(B, nh, T, hs) -> (B, T, C): join the heads' outputs again, C = nh * hs, for c_proj."""
     B, nh, T, hs = x.shape
     return x.transpose(1, 2).contiguous().view(B, T, nh * hs)  # (B, T, C)
 
