@@ -1,15 +1,8 @@
 import os
 import pathlib
 
-# Under pytest-xdist (`make test` runs `pytest -n auto`) every worker, and every notebook
-# kernel it starts, computes on one thread: the workers already keep the cores busy, and
-# torch threads that wait for each other on busy cores make small models many times slower.
-if "PYTEST_XDIST_WORKER" in os.environ:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 from gptlib import GPT, GPTConfig
 
@@ -49,7 +42,11 @@ def pytest_sessionstart(session):
     once per test run (in the main process, not in each pytest-xdist worker)."""
     if hasattr(session.config, "workerinput"):
         return
-    if getattr(session.config.option, "numprocesses", None):  # the workers inherit this environment
+    # Under pytest-xdist (`make test` runs `pytest -n auto`) every worker, and every notebook
+    # kernel it starts, computes on one thread: the workers already keep the cores busy, and torch
+    # threads that wait for each other on busy cores make small models many times slower. Set here,
+    # before pytest-xdist starts the workers, which inherit this environment.
+    if getattr(session.config.option, "numprocesses", None):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         os.environ.setdefault("MKL_NUM_THREADS", "1")
     if portable_test_may_run(session.config):

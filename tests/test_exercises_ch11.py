@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.pytorch_utils import Conv1D
 
-from gptlib import GPT, GPTConfig
+from gptlib import GPT
 from gptlib.exercises import ExerciseError, ch11
-from gptlib.weights import load_checked
+from gptlib.weights import config_from_hf, load_checked
 
 
 def _stub(*args):
@@ -46,16 +46,6 @@ def hf_model():
 def conv1d_weight_names(model):
     """The names of the weights that Hugging Face's model keeps in Conv1D layers (stored (in, out))."""
     return {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, Conv1D)}
-
-
-def as_gptlib(hf_config):
-    return GPTConfig(
-        vocab_size=hf_config.vocab_size,
-        block_size=hf_config.n_positions,
-        n_layer=hf_config.n_layer,
-        n_head=hf_config.n_head,
-        n_embd=hf_config.n_embd,
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -171,7 +161,7 @@ def test_convert_name_and_tensor_turns_hugging_faces_gpt2_into_the_same_model(hf
         for name, tensor in source.named_parameters()  # lm_head.weight is wte's: listed once
     )
     converted["lm_head.weight"] = converted["transformer.wte.weight"]
-    ours = load_checked(GPT(as_gptlib(hf_model.config)), converted).eval()
+    ours = load_checked(GPT(config_from_hf(hf_model.config.to_dict())), converted).eval()
     idx = torch.randint(0, hf_model.config.vocab_size, (3, hf_model.config.n_positions))
     with torch.no_grad():
         torch.testing.assert_close(ours(idx)[0], hf_model(idx).logits, atol=1e-5, rtol=1e-5)
