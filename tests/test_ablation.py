@@ -1,0 +1,108 @@
+"""gptlib.ablation: each change removes or rewires exactly the piece it names."""
+
+import pytest
+import torch
+
+from gptlib import GPT, GPTConfig
+from gptlib.ablation import CHANGES, ablated_gpt
+from gptlib.layers import LayerNorm
+
+CONFIG = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.0, bias=False)
+
+
+def build(change, config=CONFIG, seed=0):
+    torch.manual_seed(seed)
+    return ablated_gpt(config, change).eval()
+
+
+def ids(seed=1, T=10):
+    return torch.randint(CONFIG.vocab_size, (2, T), generator=torch.Generator().manual_seed(seed))
+
+
+def test_unknown_change_is_named():
+    with pytest.raises(ValueError, match="'no heads'.*'no attention'"):
+        ablated_gpt(CONFIG, "no heads")
+
+
+def test_none_is_the_plain_gpt():
+    torch.manual_seed(0)
+    plain = GPT(CONFIG).eval()
+    model = build("none")
+    torch.testing.assert_close(model(ids())[0], plain(ids())[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_shared_weights_start_equal_and_one_step_trains(change):
+    plain, model = build("none"), build(change)
+    theirs = dict(plain.named_parameters())
+    for name, p in model.named_parameters():
+        assert torch.equal(p, theirs[name]), name
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = ids()
+    _, loss = model(x, x)
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+
+
+def test_parameters_removed_with_their_piece():
+    full = build("none").num_parameters()
+    C = CONFIG.n_embd
+    mlp = CONFIG.n_layer * 2 * 4 * C * C
+    attn = CONFIG.n_layer * 4 * C * C
+    assert build("no MLP").num_parameters() == full - mlp
+    assert build("no attention").num_parameters() == full - attn
+    assert build("no position embedding").num_parameters() == full - CONFIG.block_size * C
+    assert build("no LayerNorm").num_parameters() == full - (2 * CONFIG.n_layer + 1) * C
+    for change in ("no residual", "post-LN", "GELU -> identity"):
+        assert build(change).num_parameters() == full
+    assert not any(isinstance(m, LayerNorm) for m in build("no LayerNorm").modules())
+
+
+def test_without_attention_no_position_reads_another():
+    model = build("no attention")
+    x = ids()
+    y = x.clone()
+    y[:, :5] = (y[:, :5] + 1) % CONFIG.vocab_size  # change the first five tokens
+    torch.testing.assert_close(model(x)[0][:, 5:], model(y)[0][:, 5:], rtol=0, atol=0)
+    full = build("none")
+    assert not torch.allclose(full(x)[0][:, 5:], full(y)[0][:, 5:])
+
+
+def test_without_positions_one_layer_cannot_tell_order():
+    config = CONFIG.replace(n_layer=1)
+    x = ids(T=8)
+    shuffled = torch.cat([x[:, :7].flip(1), x[:, 7:]], dim=1)  # the same tokens before the last, reversed
+    model = build("no position embedding", config)
+    torch.testing.assert_close(model(x)[0][:, -1], model(shuffled)[0][:, -1], rtol=1e-5, atol=1e-6)
+    with_positions = build("none", config)
+    assert not torch.allclose(with_positions(x)[0][:, -1], with_positions(shuffled)[0][:, -1], atol=1e-4)
+
+
+def test_linear_mlp_is_linear():
+    mlp = build("GELU -> identity").transformer.h[0].mlp
+    a, b = torch.randn(3, CONFIG.n_embd), torch.randn(3, CONFIG.n_embd)
+    torch.testing.assert_close(mlp(a + b), mlp(a) + mlp(b), rtol=1e-5, atol=1e-6)
+    gelu_mlp = build("none").transformer.h[0].mlp
+    assert not torch.allclose(gelu_mlp(a + b), gelu_mlp(a) + gelu_mlp(b), atol=1e-4)
+
+
+def test_block_wirings():
+    x = torch.randn(2, 6, CONFIG.n_embd) * 3 + 1
+    plain = build("none").transformer.h[0]
+    no_res = build("no residual").transformer.h[0]
+    post = build("post-LN").transformer.h[0]
+    a = plain.attn(plain.ln_1(x))
+    torch.testing.assert_close(no_res(x), plain.mlp(plain.ln_2(a)))
+    torch.testing.assert_close(plain(x), x + a + plain.mlp(plain.ln_2(x + a)))
+    y = post(x)  # post-LN: the stream itself is normalised (ln_2's weight is 1 at init)
+    torch.testing.assert_close(y.mean(-1), torch.zeros(2, 6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y.var(-1, unbiased=False), torch.ones(2, 6), atol=1e-3, rtol=0)
+
+
+def test_a_model_without_attention_refuses_the_kv_cache():
+    model = build("no attention")
+    with pytest.raises(ValueError, match="kv_cache=False"):
+        model.generate(ids()[:, :3], 2)
+    assert model.generate(ids()[:, :3], 2, kv_cache=False).shape == (2, 5)
