@@ -13,6 +13,9 @@ into ``c_proj``. Names follow the book:
   ``lm_head``, as if the model stopped there;
 - **head ablation**: the loss when one head's output is replaced by zeros.
 
+``batch_attention`` and ``stream_into`` record the same things for a batch [B, T];
+``gptlib.circuits`` builds on them (attribution, patching, circuits as matrices).
+
 Shapes use L (n_layer), H (n_head), T (tokens), C (n_embd), V (vocab_size).
 """
 
@@ -43,6 +46,26 @@ def _as_batch(idx: torch.Tensor) -> torch.Tensor:
         shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
         raise ValueError(f"expected one sequence of token ids, shape [T] or [1, T], got {shape}")
     return idx.view(1, -1)
+
+
+def _as_batches(idx: torch.Tensor) -> torch.Tensor:
+    """Token ids [T] or [B, T] -> [B, T]."""
+    if not isinstance(idx, torch.Tensor) or idx.dim() not in (1, 2):
+        shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+        raise ValueError(f"expected token ids of shape [T] or [B, T], got {shape}")
+    return idx.view(-1, idx.size(-1))
+
+
+@contextmanager
+def _evaluating(model: GPT):
+    """Eval mode and no gradients inside the block; the model's mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 def run_with_cache(model: GPT, idx: torch.Tensor) -> Recording:
@@ -77,6 +100,50 @@ def attention_patterns(model: GPT, idx: torch.Tensor) -> torch.Tensor:
 def residual_stream(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     """[L + 1, T, C]: the embeddings, then the stream after each block."""
     return run_with_cache(model, idx).resid
+
+
+def batch_attention(model: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """[B, L, H, T, T]: the attention weights of every layer and head, for a batch of sequences."""
+    idx = _as_batches(idx)
+    seen = {}
+
+    def keep(layer):
+        def hook(module, inputs, output):
+            seen[layer] = module.attention_weights(inputs[0])  # (B, H, T, T), from the layer's input ln_1(x)
+
+        return hook
+
+    blocks = model.transformer.h
+    handles = [b.attn.register_forward_hook(keep(i)) for i, b in enumerate(blocks)]
+    try:
+        with _evaluating(model):
+            model(idx)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return torch.stack([seen[i] for i in range(len(blocks))], dim=1)
+
+
+def stream_into(model: GPT, idx: torch.Tensor, layer: int) -> torch.Tensor:
+    """[B, T, C]: the residual stream that block ``layer`` reads; layer = n_layer gives the
+    stream that ln_f reads."""
+    idx = _as_batches(idx)
+    L = model.config.n_layer
+    if not 0 <= layer <= L:
+        raise ValueError(f"layer {layer} needs 0 <= layer <= n_layer = {L}")
+    module = model.transformer.ln_f if layer == L else model.transformer.h[layer]
+    seen = {}
+
+    def keep(mod, inputs):
+        seen["x"] = inputs[0]
+
+    handle = module.register_forward_pre_hook(keep)
+    try:
+        with _evaluating(model):
+            model(idx)
+    finally:
+        handle.remove()
+    return seen["x"]
 
 
 def _check_patterns(patterns: torch.Tensor) -> None:

@@ -11,6 +11,7 @@ from gptlib import GPT, GPTConfig
 from gptlib.interpret import (
     ablate_heads,
     attention_patterns,
+    batch_attention,
     first_position_scores,
     head_ablation_losses,
     induction_scores,
@@ -19,6 +20,7 @@ from gptlib.interpret import (
     repeated_random_tokens,
     residual_stream,
     run_with_cache,
+    stream_into,
 )
 
 
@@ -173,3 +175,17 @@ def test_a_head_that_does_not_exist(model):
     with pytest.raises(ValueError, match=r"head \(3, 0\) does not exist: layers 0..2, heads 0..3"):
         with ablate_heads(model, [(3, 0)]):
             pass
+
+
+def test_a_batch_records_what_each_sequence_records_alone(model):
+    batch = torch.randint(50, (3, 12), generator=torch.Generator().manual_seed(2))
+    att = batch_attention(model, batch)
+    assert att.shape == (3, 3, 4, 12, 12)  # [B, L, H, T, T]
+    for b in range(3):
+        rec = run_with_cache(model, batch[b])
+        torch.testing.assert_close(att[b], rec.attention, atol=1e-5, rtol=1e-4)
+        for layer in range(4):  # stream_into(layer) is what block `layer` reads: resid[layer]
+            torch.testing.assert_close(stream_into(model, batch, layer)[b], rec.resid[layer], atol=1e-5, rtol=1e-4)
+    assert torch.equal(batch_attention(model, batch[0]), batch_attention(model, batch[:1]))
+    with pytest.raises(ValueError, match=r"layer 4 needs 0 <= layer <= n_layer = 3"):
+        stream_into(model, batch, 4)
