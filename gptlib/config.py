@@ -3,6 +3,11 @@
 The running example is ``gpt2-512``: GPT-2 small (768 dims, 12 heads, 12 layers,
 50,257 tokens) with a context of 512 positions. GPT-2 itself used 1,024 positions
 (preset ``gpt2``); everything else is the same.
+
+Beyond GPT-2's seven fields, ``GPTConfig`` has the options that turn GPT-2 into a Llama
+(rotary positions, RMSNorm, a SwiGLU MLP, grouped-query attention, an untied lm_head).
+Every option is off by default: ``GPTConfig()`` is GPT-2, with the same shapes, the same
+parameters and the same results as before the options existed.
 """
 
 from __future__ import annotations
@@ -15,13 +20,35 @@ import torch
 GPT2_VOCAB_SIZE = 50257  # 50,000 BPE merges + 256 byte tokens + <|endoftext|>
 
 
+POSITIONS = ("learned", "rope")  # GPT-2's wpe table; rotary positions (gptlib.rope)
+NORMS = ("layernorm", "rmsnorm")  # GPT-2's LayerNorm; Llama's RMSNorm
+MLPS = ("gelu", "swiglu")  # GPT-2's c_fc, GELU, c_proj; Llama's gated MLP
+# The options after GPT-2's seven fields; each default is GPT-2's choice.
+OPTIONS = ("position", "rope_theta", "norm", "norm_eps", "mlp", "mlp_hidden", "n_kv_head", "tie_embeddings")
+
+
+def swiglu_hidden(n_embd: int, multiple_of: int = 256) -> int:
+    """The hidden width of a SwiGLU MLP by Meta's Llama rule: two thirds of GPT-2's 4 * n_embd
+    (so that three matrices hold about as many weights as GPT-2's two), rounded up to a multiple
+    of ``multiple_of`` (256 in Llama 1 and 2). n_embd 4096 gives Llama-7B's 11,008; 768 gives
+    2,048, and then the MLP has exactly GPT-2's 3 x 768 x 2048 = 2 x 768 x 3072 weights."""
+    hidden = int(2 * (4 * n_embd) / 3)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
 @dataclass(frozen=True)
 class GPTConfig:
-    """The seven numbers that fix a GPT's shapes.
+    """The seven numbers that fix a GPT's shapes, and the options of later models.
 
     ``head_size`` is derived: ``n_embd // n_head`` (768 // 12 = 64). The heads split
     the embedding dimension, not the tokens: every head sees all ``block_size``
     positions.
+
+    The options (``OPTIONS``) default to GPT-2's choices. A Llama sets them all:
+    ``position="rope"``, ``norm="rmsnorm"`` (with its ``rms_norm_eps`` as ``norm_eps``),
+    ``mlp="swiglu"``, ``n_kv_head`` below ``n_head``, ``bias=False`` and
+    ``tie_embeddings=False`` (``gptlib.llama.config_from_llama`` reads them from a
+    Hugging Face config.json).
     """
 
     vocab_size: int = GPT2_VOCAB_SIZE
@@ -31,6 +58,23 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True
+    # "learned": GPT-2's position table wpe (block_size x n_embd), added to the token embeddings.
+    # "rope": no wpe; attention rotates each head's queries and keys by their position (gptlib.rope).
+    position: str = "learned"
+    rope_theta: float = 10000.0  # rope's base: pair i of a head turns at pos * rope_theta ** (-2i / head_size)
+    # "layernorm": GPT-2's (x - mean) / std * weight + bias; "rmsnorm": Llama's x / rms * weight.
+    # Used for ln_1, ln_2 and ln_f alike. norm_eps is inside the square root (GPT-2: 1e-5;
+    # Llama: its config's rms_norm_eps, 1e-6 or 1e-5).
+    norm: str = "layernorm"
+    norm_eps: float = 1e-5
+    # "gelu": GPT-2's MLP, c_proj(gelu(c_fc(x))); "swiglu": Llama's, c_proj(silu(c_gate(x)) * c_fc(x)).
+    mlp: str = "gelu"
+    # The MLP's hidden width; None: GPT-2's 4 * n_embd (gelu), Meta's Llama rule (swiglu: swiglu_hidden).
+    mlp_hidden: int | None = None
+    # Key and value heads; None: n_head (GPT-2: every query head has its own). Query head h
+    # reads key/value head h // (n_head // n_kv_head), as Hugging Face's repeat_kv; 1 = multi-query.
+    n_kv_head: int | None = None
+    tie_embeddings: bool = True  # lm_head shares wte's matrix (GPT-2); False: lm_head has its own (Llama)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -51,6 +95,60 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
         if not isinstance(self.bias, bool):
             raise TypeError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
+        self.check_options()
+
+    def check_options(self) -> None:
+        """Raise a clear ValueError or TypeError for an option that means nothing."""
+        for name, choices in (("position", POSITIONS), ("norm", NORMS), ("mlp", MLPS)):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"GPTConfig.{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        for name in ("rope_theta", "norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"GPTConfig.{name} must be a number > 0, got {value!r}")
+        if self.position == "rope" and self.head_size % 2:
+            raise ValueError(
+                f"position='rope' turns the dimensions of each head in pairs, so head_size must be even; "
+                f"n_embd={self.n_embd} // n_head={self.n_head} = {self.head_size} is odd"
+            )
+        for name in ("mlp_hidden", "n_kv_head"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"GPTConfig.{name} must be None or an int >= 1, got {value!r}")
+        if self.n_kv_head is not None and self.n_head % self.n_kv_head:
+            divisors = [d for d in range(1, self.n_head + 1) if self.n_head % d == 0]
+            raise ValueError(
+                f"GPTConfig.n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}: each key/value "
+                f"head serves a group of n_head // n_kv_head query heads; choose n_kv_head among "
+                f"{', '.join(map(str, divisors))}"
+            )
+        if not isinstance(self.tie_embeddings, bool):
+            raise TypeError(f"GPTConfig.tie_embeddings must be True or False, got {self.tie_embeddings!r}")
+
+    def __repr__(self) -> str:
+        """GPT-2's seven fields always; an option only when it differs from GPT-2's default, so
+        that a GPT-2 configuration prints as it did before the options existed."""
+        fields = [f for f in dataclasses.fields(self) if f.name not in OPTIONS or f.name in self.non_gpt2_options()]
+        return f"GPTConfig({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in fields)})"
+
+    def non_gpt2_options(self) -> dict:
+        """The options set to something else than GPT-2's default, by name (empty for GPT-2)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(GPTConfig)}
+        return {name: getattr(self, name) for name in OPTIONS if getattr(self, name) != defaults[name]}
+
+    @property
+    def kv_heads(self) -> int:
+        """Key and value heads: n_kv_head, or n_head when it is None (GPT-2)."""
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def mlp_width(self) -> int:
+        """The MLP's hidden width: mlp_hidden, else 4 * n_embd (gelu, GPT-2's 3,072) or
+        ``swiglu_hidden(n_embd)`` (swiglu, Meta's Llama rule)."""
+        if self.mlp_hidden is not None:
+            return self.mlp_hidden
+        return 4 * self.n_embd if self.mlp == "gelu" else swiglu_hidden(self.n_embd)
 
     @property
     def head_size(self) -> int:

@@ -68,6 +68,13 @@ def generate(model, idx, max_new_tokens: int, temperature=1.0, top_k=None, top_p
     token only. Once the context is longer than block_size the window slides, every
     position changes, and the cached keys are no longer valid: from then on each step
     runs on the whole window again, as without the cache.
+
+    The same holds with rotary positions (``position="rope"``), where the cache stores keys
+    already turned at their positions 0 to block_size - 1. Scores depend only on the offset
+    between positions, so turning the cached keys again would not be needed; but once the
+    oldest token leaves the window, every later token's keys and values in blocks 1 and up
+    change too (they no longer saw it), so the cache is still stale and each step recomputes
+    the window.
     """
     check_token_ids(idx, model.config, check_length=False)  # a longer prompt is cropped below
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:

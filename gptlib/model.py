@@ -8,6 +8,12 @@
 
 Parameter names are GPT-2's checkpoint names (``transformer.h.0.attn.c_attn.weight``),
 so GPT-2 weights map one to one (see ``gptlib.weights``).
+
+The options of ``GPTConfig`` change four pieces and keep these names: with
+``position="rope"`` there is no wpe (attention turns queries and keys instead), with
+``norm="rmsnorm"`` ln_1, ln_2 and ln_f are RMSNorms, with ``mlp="swiglu"`` the MLP gains
+c_gate, and with ``tie_embeddings=False`` lm_head has its own matrix (a Llama; see
+``gptlib.llama``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from torch import nn
 
 from .config import GPTConfig, check_token_ids  # noqa: F401 - check_token_ids: gptlib.model.check_token_ids too
 from .generate import generate as generate_tokens
-from .layers import Block, LayerNorm
+from .layers import Block, norm_layer
 
 
 class GPT(nn.Module):
@@ -32,17 +38,16 @@ class GPT(nn.Module):
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
-                wpe=nn.Embedding(config.block_size, config.n_embd),  # position embeddings
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=LayerNorm(config.n_embd, bias=config.bias),
-            )
-        )
+        modules = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))  # token embeddings
+        if config.position == "learned":  # GPT-2; with rope, positions act inside attention
+            modules["wpe"] = nn.Embedding(config.block_size, config.n_embd)  # position embeddings
+        modules["drop"] = nn.Dropout(config.dropout)
+        modules["h"] = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        modules["ln_f"] = norm_layer(config)
+        self.transformer = nn.ModuleDict(modules)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight  # weight tying: one matrix, two uses
+        if config.tie_embeddings:
+            self.transformer.wte.weight = self.lm_head.weight  # weight tying: one matrix, two uses
         self.apply(self._init_weights)
         # GPT-2 scales the projections that write into the residual stream by
         # 1/sqrt(2 * n_layer): each block adds two of them to the stream.
@@ -71,10 +76,11 @@ class GPT(nn.Module):
         past = 0 if kv_cache is None else kv_cache.length
         check_token_ids(idx, self.config, past=past)
         B, T = idx.shape
-        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
-        tok_emb = self.transformer.wte(idx)  # (B, T, C)
-        pos_emb = self.transformer.wpe(pos)  # (T, C), broadcast over the batch
-        x = self.transformer.drop(tok_emb + pos_emb)  # (B, T, C)
+        x = self.transformer.wte(idx)  # (B, T, C): token embeddings
+        if self.config.position == "learned":
+            pos = torch.arange(past, past + T, device=idx.device)  # (T,)
+            x = x + self.transformer.wpe(pos)  # (T, C), broadcast over the batch
+        x = self.transformer.drop(x)  # (B, T, C)
         caches = [None] * len(self.transformer.h) if kv_cache is None else kv_cache.layers
         for block, cache in zip(self.transformer.h, caches):
             x = block(x, cache)  # (B, T, C)
@@ -98,39 +104,41 @@ class GPT(nn.Module):
         return logits, loss
 
     def num_parameters(self) -> int:
-        """Parameters counted once each (the tied lm_head adds none)."""
+        """Parameters counted once each (the tied lm_head adds none; an untied one adds
+        vocab_size x n_embd)."""
         return sum(p.numel() for p in self.parameters())
 
     def parameter_breakdown(self) -> OrderedDict[str, int]:
-        """Parameter counts by component, summing to ``num_parameters()``."""
-        groups = OrderedDict(
-            (k, 0)
-            for k in (
-                "wte (token embeddings, shared with lm_head)",
-                "wpe (position embeddings)",
-                "attention (c_attn, c_proj)",
-                "mlp (c_fc, c_proj)",
-                "layernorms in blocks (ln_1, ln_2)",
-                "ln_f (final layernorm)",
-            )
-        )
-        keys = list(groups)
+        """Parameter counts by component, summing to ``num_parameters()``.
+
+        GPT-2's rows are wte, wpe, attention, mlp, the blocks' layernorms and ln_f; a model
+        with rotary positions has no wpe row, and one with an untied lm_head has an lm_head row."""
+        c = self.config
+        norms = "layernorm" if c.norm == "layernorm" else "RMSNorm"
+        labels = {
+            "wte": "wte (token embeddings, shared with lm_head)" if c.tie_embeddings else "wte (token embeddings)",
+            "wpe": "wpe (position embeddings)",
+            "attn": "attention (c_attn, c_proj)",
+            "mlp": "mlp (c_fc, c_proj)" if c.mlp == "gelu" else "mlp (c_gate, c_fc, c_proj)",
+            "ln": f"{norms}s in blocks (ln_1, ln_2)",
+            "ln_f": f"ln_f (final {norms})",
+            "lm_head": "lm_head (output embeddings, not tied to wte)",
+        }
+        if c.position != "learned":
+            del labels["wpe"]
+        if c.tie_embeddings:
+            del labels["lm_head"]  # its matrix is wte's, counted there
+        groups = OrderedDict((label, 0) for label in labels.values())
         for name, p in self.named_parameters():
-            if name.startswith("transformer.wte."):
-                key = keys[0]
-            elif name.startswith("transformer.wpe."):
-                key = keys[1]
-            elif ".attn." in name:
-                key = keys[2]
-            elif ".mlp." in name:
-                key = keys[3]
+            if name.startswith(("transformer.wte.", "transformer.wpe.", "transformer.ln_f.", "lm_head.")):
+                part = name.split(".")[-2]  # wte, wpe, ln_f or lm_head
+            elif ".attn." in name or ".mlp." in name:
+                part = "attn" if ".attn." in name else "mlp"
             elif ".ln_1." in name or ".ln_2." in name:
-                key = keys[4]
-            elif name.startswith("transformer.ln_f."):
-                key = keys[5]
+                part = "ln"
             else:  # pragma: no cover - a parameter this table does not know
                 raise RuntimeError(f"parameter {name} has no group in the breakdown")
-            groups[key] += p.numel()
+            groups[labels[part]] += p.numel()
         return groups
 
     @torch.no_grad()

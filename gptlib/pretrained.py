@@ -11,7 +11,8 @@ has learned something, with no download.
   same 83 characters as the first model.
 
 Both are safetensors files: the weights, the tied ``lm_head`` stored once, and the
-configuration in the file's metadata.
+configuration in the file's metadata (a model with ``tie_embeddings=False`` stores its
+``lm_head.weight`` too; a configuration without the options of ``GPTConfig`` is GPT-2's).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def load_safetensors_model(path: str) -> tuple[GPT, dict]:
         meta = f.metadata()
     config = GPTConfig(**json.loads(meta["config"]))
     state = load_file(path)
-    state["lm_head.weight"] = state["transformer.wte.weight"]  # tied: stored once
+    if config.tie_embeddings:
+        state["lm_head.weight"] = state["transformer.wte.weight"]  # tied: stored once
     return load_checked(GPT(config), state).eval(), meta
 
 

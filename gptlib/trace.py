@@ -47,17 +47,21 @@ def trace(model: GPT, idx: torch.Tensor) -> list[TraceRow]:
     """Run model(idx) and record each stage's output shape, in the order they run."""
     config = model.config
     rows = [TraceRow("token ids", tuple(idx.shape), "idx")]
-    stages = [
-        (model.transformer.wte, "token embeddings", f"wte: {config.vocab_size} x {config.n_embd}"),
-        (model.transformer.wpe, "position embeddings", f"wpe: {config.block_size} x {config.n_embd}"),
-        (model.transformer.drop, "tok + pos", "x = wte[idx] + wpe[pos]"),
-    ]
+    stages = [(model.transformer.wte, "token embeddings", f"wte: {config.vocab_size} x {config.n_embd}")]
+    if config.position == "learned":
+        stages += [
+            (model.transformer.wpe, "position embeddings", f"wpe: {config.block_size} x {config.n_embd}"),
+            (model.transformer.drop, "tok + pos", "x = wte[idx] + wpe[pos]"),
+        ]
+    kv = "" if config.kv_heads == config.n_head else f" ({config.kv_heads} key/value heads)"
+    rope = ", rotary positions" if config.position == "rope" else ""
+    mlp = f"mlp {config.n_embd}->{config.mlp_width}->{config.n_embd}" + (" (SwiGLU)" if config.mlp == "swiglu" else "")
     for i, block in enumerate(model.transformer.h):
-        heads = f"{config.n_head} heads x {config.head_size}, mlp {config.n_embd}->{4 * config.n_embd}->{config.n_embd}"
-        stages.append((block, f"block {i}", heads))
+        stages.append((block, f"block {i}", f"{config.n_head} heads x {config.head_size}{kv}{rope}, {mlp}"))
+    tied = "tied to wte" if config.tie_embeddings else "its own matrix"
     stages += [
-        (model.transformer.ln_f, "ln_f", "final LayerNorm"),
-        (model.lm_head, "logits", f"lm_head: {config.n_embd} -> {config.vocab_size} (tied to wte)"),
+        (model.transformer.ln_f, "ln_f", "final LayerNorm" if config.norm == "layernorm" else "final RMSNorm"),
+        (model.lm_head, "logits", f"lm_head: {config.n_embd} -> {config.vocab_size} ({tied})"),
     ]
 
     modules = {stage: module for module, stage, _ in stages}

@@ -88,6 +88,9 @@ def config_to_hf(config: GPTConfig) -> dict:
     """The config.json fields Hugging Face's GPT2Config needs to rebuild this model."""
     if not config.bias:
         raise ValueError("GPT-2 checkpoints have biases; a model with bias=False cannot be exported to GPT-2")
+    if config.non_gpt2_options():
+        options = ", ".join(f"{k}={v!r}" for k, v in config.non_gpt2_options().items())
+        raise ValueError(f"GPT-2 has none of the options this model sets ({options}); it cannot be exported to GPT-2")
     return {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
@@ -195,11 +198,11 @@ def save_gpt2(model: GPT, directory) -> Path:
     """
     from safetensors.torch import save_file
 
+    config = config_to_hf(model.config)  # first: a model GPT-2 cannot hold leaves no folder behind
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"{directory} exists and is not a folder")
     directory.mkdir(parents=True, exist_ok=True)
-    config = config_to_hf(model.config)
     tensors = {k: v.clone() for k, v in to_hf_state_dict(model).items() if k != "lm_head.weight"}
     # Write to temporary names, then rename, so an interrupted save leaves the old files whole.
     tmp_weights, tmp_config = directory / "model.safetensors.tmp", directory / "config.json.tmp"

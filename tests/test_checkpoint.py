@@ -193,3 +193,35 @@ def test_sample_needs_exactly_one_source():
 
 def test_model_from_checkpoint_gives_a_gpt(trained):
     assert isinstance(model_from_checkpoint(load_checkpoint(trained)), GPT)
+
+
+def test_a_checkpoint_of_a_model_with_llamas_options_round_trips(tmp_path):
+    from gptlib.train import TrainConfig, Trainer
+
+    config = GPTConfig.from_preset(
+        "tiny", position="rope", norm="rmsnorm", norm_eps=1e-6, mlp="swiglu", n_kv_head=2, tie_embeddings=False
+    )
+    torch.manual_seed(0)
+    data = torch.randint(0, 512, (2000,))
+    schedule = TrainConfig(batch_size=4, max_iters=2, eval_interval=2, eval_iters=1, warmup_iters=0)
+    Trainer(GPT(config), data[:1800], data[1800:], schedule, out_dir=tmp_path).train(progress=False)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["model_config"]["position"] == "rope" and ckpt["model_config"]["n_kv_head"] == 2
+    model = model_from_checkpoint(ckpt)
+    assert model.config == config and model.lm_head.weight is not model.transformer.wte.weight
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ckpt["model"].items())
+    resumed = Trainer(GPT(config), data[:1800], data[1800:], TrainConfig(**ckpt["train_config"]))
+    resumed.resume(ckpt)  # the same configuration: accepted
+    with pytest.raises(ValueError, match="another model configuration: n_kv_head: 2 in the checkpoint, None now"):
+        Trainer(GPT(config.replace(n_kv_head=None)), data[:1800], data[1800:], schedule).resume(ckpt)
+
+
+def test_a_checkpoint_written_before_the_options_existed_loads_as_gpt2(trained):
+    from gptlib.config import OPTIONS
+
+    ckpt = load_checkpoint(trained)
+    ckpt["model_config"] = {k: v for k, v in ckpt["model_config"].items() if k not in OPTIONS}
+    assert set(ckpt["model_config"]) == {"vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias"}
+    model = model_from_checkpoint(ckpt)
+    assert model.config == GPTConfig.from_preset("tiny", vocab_size=len(ckpt["tokenizer"]["chars"]))
+    assert model.config.non_gpt2_options() == {}

@@ -77,3 +77,123 @@ def test_wrong_types_and_dropout():
         GPTConfig(dropout=1.5)
     with pytest.raises(TypeError, match="bias must be True or False"):
         GPTConfig(bias="yes")
+
+
+# -- the options after GPT-2 (Llama's pieces): off by default, validated, counted -------------------
+LLAMA_LIKE = dict(position="rope", norm="rmsnorm", mlp="swiglu", n_kv_head=4, tie_embeddings=False, bias=False)
+
+
+def test_the_options_default_to_gpt2_and_do_not_show_in_its_repr():
+    config = GPTConfig.from_preset("gpt2-512")
+    assert (config.position, config.norm, config.mlp, config.n_kv_head, config.tie_embeddings) == (
+        "learned",
+        "layernorm",
+        "gelu",
+        None,
+        True,
+    )
+    assert (config.kv_heads, config.mlp_width, config.norm_eps, config.rope_theta) == (12, 3072, 1e-5, 10000.0)
+    assert config.non_gpt2_options() == {}
+    assert repr(config) == (
+        "GPTConfig(vocab_size=50257, block_size=512, n_layer=12, n_head=12, n_embd=768, dropout=0.0, bias=True)"
+    )
+    llama_like = config.replace(**LLAMA_LIKE)
+    assert repr(llama_like).endswith(
+        "bias=False, position='rope', norm='rmsnorm', mlp='swiglu', n_kv_head=4, tie_embeddings=False)"
+    )
+    assert eval(repr(llama_like)) == llama_like
+
+
+def test_swiglu_width_follows_metas_llama_rule():
+    from gptlib.config import swiglu_hidden
+
+    assert swiglu_hidden(4096) == 11008  # Llama 7B's intermediate_size
+    assert swiglu_hidden(768) == 2048 and swiglu_hidden(64) == 256
+    assert GPTConfig(mlp="swiglu").mlp_width == 2048
+    assert GPTConfig(mlp="swiglu", mlp_hidden=100).mlp_width == 100
+    assert GPTConfig(mlp_hidden=100).mlp_width == 100  # GELU MLPs can be narrowed too
+
+
+@pytest.mark.parametrize(
+    "changes, error, message",
+    [
+        (dict(position="alibi"), ValueError, r"GPTConfig.position must be one of 'learned', 'rope', got 'alibi'"),
+        (dict(norm="batchnorm"), ValueError, r"GPTConfig.norm must be one of 'layernorm', 'rmsnorm', got 'batchnorm'"),
+        (dict(mlp="relu"), ValueError, r"GPTConfig.mlp must be one of 'gelu', 'swiglu', got 'relu'"),
+        (dict(rope_theta=0), ValueError, r"GPTConfig.rope_theta must be a number > 0, got 0"),
+        (dict(norm_eps=-1e-6), ValueError, r"GPTConfig.norm_eps must be a number > 0, got -1e-06"),
+        (dict(mlp_hidden=0), ValueError, r"GPTConfig.mlp_hidden must be None or an int >= 1, got 0"),
+        (dict(n_kv_head=2.0), ValueError, r"GPTConfig.n_kv_head must be None or an int >= 1, got 2.0"),
+        (dict(n_kv_head=5), ValueError, r"n_head=12 is not divisible by n_kv_head=5: .* among 1, 2, 3, 4, 6, 12"),
+        (dict(n_kv_head=24), ValueError, r"n_head=12 is not divisible by n_kv_head=24"),
+        (dict(tie_embeddings="no"), TypeError, r"GPTConfig.tie_embeddings must be True or False, got 'no'"),
+        (
+            dict(position="rope", n_embd=60, n_head=20),
+            ValueError,
+            r"position='rope' turns .* in pairs, so head_size must be even; n_embd=60 // n_head=20 = 3 is odd",
+        ),
+    ],
+)
+def test_bad_options_are_named_with_their_choices(changes, error, message):
+    with pytest.raises(error, match=message):
+        GPTConfig(**changes)
+
+
+def test_parameter_counts_with_every_option():
+    C, V, L = 768, 50257, 12
+    with torch.device("meta"):
+        model = GPT(GPTConfig.from_preset("gpt2-512", **LLAMA_LIKE))
+    parts = model.parameter_breakdown()
+    assert list(parts) == [
+        "wte (token embeddings)",
+        "attention (c_attn, c_proj)",
+        "mlp (c_gate, c_fc, c_proj)",
+        "RMSNorms in blocks (ln_1, ln_2)",
+        "ln_f (final RMSNorm)",
+        "lm_head (output embeddings, not tied to wte)",
+    ]
+    kv = 4 * 64  # 4 key/value heads of 64
+    assert list(parts.values()) == [V * C, L * (C * (C + 2 * kv) + C * C), L * 3 * C * 2048, L * 2 * C, C, V * C]
+    assert (
+        model.num_parameters() == sum(parts.values()) == 2 * V * C + L * (C * 1280 + C * C + 3 * C * 2048 + 2 * C) + C
+    )
+
+
+@pytest.mark.parametrize(
+    "option, changed",
+    [
+        (dict(position="rope"), {"wpe (position embeddings)": None}),
+        (
+            dict(n_kv_head=1),
+            {"attention (c_attn, c_proj)": 12 * (768 * (768 + 2 * 64) + 768 * 768 + 768 + 2 * 64 + 768)},
+        ),
+        (
+            dict(mlp="swiglu"),
+            {"mlp (c_fc, c_proj)": None, "mlp (c_gate, c_fc, c_proj)": 12 * (3 * 768 * 2048 + 2 * 2048 + 768)},
+        ),
+        (
+            dict(norm="rmsnorm"),
+            {
+                "layernorms in blocks (ln_1, ln_2)": None,
+                "RMSNorms in blocks (ln_1, ln_2)": 12 * 2 * 768,
+                "ln_f (final layernorm)": None,
+                "ln_f (final RMSNorm)": 768,
+            },
+        ),
+        (
+            dict(tie_embeddings=False),
+            {
+                "wte (token embeddings, shared with lm_head)": None,
+                "wte (token embeddings)": 50257 * 768,
+                "lm_head (output embeddings, not tied to wte)": 50257 * 768,
+            },
+        ),
+    ],
+)
+def test_each_option_changes_only_its_rows_of_the_breakdown(option, changed):
+    with torch.device("meta"):
+        gpt2 = GPT(GPTConfig.from_preset("gpt2-512")).parameter_breakdown()
+        model = GPT(GPTConfig.from_preset("gpt2-512", **option))
+    expected = {**gpt2, **changed}
+    assert model.parameter_breakdown() == {k: v for k, v in expected.items() if v is not None}
+    assert model.num_parameters() == sum(model.parameter_breakdown().values())

@@ -296,3 +296,71 @@ def test_generated_ids_are_ordinary_tensors_that_training_can_use(tiny_model):
     _, loss = tiny_model(out[:, :-1], out[:, 1:])
     loss.backward()
     assert tiny_model.transformer.wte.weight.grad is not None
+
+
+# -- the options after GPT-2 (Llama's pieces) --------------------------------------------------------
+LLAMA_LIKE = dict(position="rope", norm="rmsnorm", mlp="swiglu", n_kv_head=2, tie_embeddings=False, bias=False)
+ONE_AT_A_TIME = [
+    dict(position="rope"),
+    dict(norm="rmsnorm", norm_eps=1e-6),
+    dict(mlp="swiglu"),
+    dict(n_kv_head=2),
+    dict(n_kv_head=1),
+    dict(tie_embeddings=False),
+    LLAMA_LIKE,
+]
+
+
+def test_module_layout_with_llamas_options():
+    from gptlib.layers import RMSNorm, SwiGLU
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("tiny", **LLAMA_LIKE))
+    t = model.transformer
+    assert set(t.keys()) == {"wte", "drop", "h", "ln_f"}  # no wpe: positions turn q and k
+    assert isinstance(t.ln_f, RMSNorm) and isinstance(t.h[0].ln_1, RMSNorm) and isinstance(t.h[1].mlp, SwiGLU)
+    assert t.h[0].attn.c_attn.weight.shape == ((4 + 2 * 2) * 16, 64)  # q: 4 heads, k and v: 2 heads each
+    assert model.lm_head.weight is not t.wte.weight
+    names = [n for n, _ in model.named_parameters()]
+    assert "lm_head.weight" in names and not [n for n in names if n.endswith(".bias")]
+    mlp = t.h[0].mlp
+    assert abs(mlp.c_gate.weight.std().item() - 0.02) < 0.002 and abs(model.lm_head.weight.std().item() - 0.02) < 0.002
+    assert abs(mlp.c_proj.weight.std().item() - 0.02 / math.sqrt(4)) < 0.002  # scaled as GPT-2's c_proj
+    assert torch.all(t.ln_f.weight == 1)
+
+
+@pytest.mark.parametrize("options", ONE_AT_A_TIME, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_kv_cache_gives_the_full_pass_logits_with_each_option(options):
+    from gptlib.attention import KVCache
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("tiny", **options)).eval()
+    idx = torch.randint(0, 512, (2, 20))
+    full, _ = model(idx)
+    for fast in (True, False):
+        for block in model.transformer.h:
+            block.attn.fast = fast
+        cache = KVCache(2)
+        pieces = [model(idx[:, :12], kv_cache=cache)[0]]
+        pieces += [model(idx[:, t : t + 4], kv_cache=cache)[0] for t in range(12, 20, 4)]
+        torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
+        assert cache.layers[1].k.shape == (2, model.config.kv_heads, 20, 16)
+
+
+@pytest.mark.parametrize("options", ONE_AT_A_TIME, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("prompt_len", [1, 31, 40])
+def test_generation_with_and_without_kv_cache_is_identical_with_each_option(options, prompt_len):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("tiny", **options)).eval()
+    idx = torch.randint(0, 512, (2, prompt_len))
+    cached = model.generate(idx, 12, temperature=0.8, kv_cache=True, generator=torch.Generator().manual_seed(3))
+    plain = model.generate(idx, 12, temperature=0.8, kv_cache=False, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(cached, plain)  # also across the block_size boundary
+
+
+def test_trace_with_llamas_options():
+    rows = trace_config(GPTConfig.from_preset("tiny", **LLAMA_LIKE), batch_size=2, seq_len=8)
+    stages = [r.stage for r in rows]
+    assert stages == ["token ids", "token embeddings", "block 0", "block 1", "ln_f", "logits"]
+    assert rows[2].note == "4 heads x 16 (2 key/value heads), rotary positions, mlp 64->256->64 (SwiGLU)"
+    assert rows[-1].note == "lm_head: 64 -> 512 (its own matrix)" and rows[-2].note == "final RMSNorm"

@@ -105,3 +105,30 @@ def test_the_training_log_shows_copying_arrive(induction):
     assert log[0]["second_copy_loss"] > 0.9 * log[0]["first_copy_loss"]  # untrained: no copying
     assert log[-1]["second_copy_loss"] <= 0.5 * log[-1]["first_copy_loss"]
     assert log[-1]["induction_score_l1"] >= 0.4
+
+
+def test_the_safetensors_loader_reads_the_options_and_an_untied_lm_head(tmp_path):
+    """A file written as scripts/train_induction_model.py writes one (lm_head stored only when
+    untied), for a model with every option; and the bundled files, whose configs predate them."""
+    import dataclasses
+    import json
+
+    from safetensors.torch import save_file
+
+    from gptlib import GPT, GPTConfig
+    from gptlib.pretrained import load_safetensors_model
+
+    for tie in (True, False):
+        config = GPTConfig.from_preset(
+            "tiny", position="rope", norm="rmsnorm", mlp="swiglu", n_kv_head=1, tie_embeddings=tie, bias=False
+        )
+        torch.manual_seed(0)
+        model = GPT(config).eval()
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight" or not tie}
+        save_file(state, str(tmp_path / "m.safetensors"), metadata={"config": json.dumps(dataclasses.asdict(config))})
+        loaded, _ = load_safetensors_model(str(tmp_path / "m.safetensors"))
+        assert loaded.config == config and (loaded.lm_head.weight is loaded.transformer.wte.weight) == tie
+        idx = torch.randint(0, 512, (2, 16))
+        assert torch.equal(loaded(idx)[0], model(idx)[0])
+    for load in (load_shakespeare_char, load_induction_model):
+        assert load()[0].config.non_gpt2_options() == {}

@@ -245,3 +245,13 @@ def test_config_from_hf_names_a_missing_field():
     del fields["n_head"]
     with pytest.raises(ValueError, match="GPT-2 config is missing the field 'n_head'"):
         config_from_hf(fields)
+
+
+@pytest.mark.parametrize("option", [dict(position="rope"), dict(n_kv_head=2), dict(tie_embeddings=False)])
+def test_save_gpt2_refuses_a_model_with_options_gpt2_lacks(tmp_path, option):
+    with torch.device("meta"):
+        model = GPT(GPTConfig.from_preset("tiny", **option))
+    name = next(iter(option))
+    with pytest.raises(ValueError, match=f"GPT-2 has none of the options this model sets \\({name}="):
+        save_gpt2(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
