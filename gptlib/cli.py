@@ -3,6 +3,10 @@
 python -m gptlib params NAME        parameter count of a preset, by component
 python -m gptlib trace NAME         the forward pass of a preset, shape by shape
 python -m gptlib train --data FILE  train a GPT on a text (under torchrun too)
+
+params, trace and train take the options of GPTConfig after GPT-2's, to count, trace or
+train a model with Llama's pieces: --position rope --norm rmsnorm --mlp swiglu
+--n-kv-head 2 --no-tie-embeddings --no-bias (and --rope-theta, --norm-eps, --mlp-hidden).
 python -m gptlib sample --ckpt DIR  generate text from a trained GPT
 python -m gptlib export --pretrained shakespeare-char --onnx FILE   ONNX + JSON for the live pages
 """
@@ -16,21 +20,27 @@ from pathlib import Path
 
 import torch
 
-from .config import PRESETS, GPTConfig
+from .config import MLPS, NORMS, OPTIONS, POSITIONS, PRESETS, GPTConfig
 from .interrupt import TrainingInterrupted
 from .model import GPT
 from .trace import format_trace, trace_config
 
 
 def describe(name: str, config: GPTConfig) -> str:
+    options = "".join(f", {k}={v}" for k, v in config.non_gpt2_options().items())  # none for GPT-2
     return (
         f"{name}: n_layer={config.n_layer}, n_head={config.n_head}, n_embd={config.n_embd}, "
-        f"head_size={config.head_size}, block_size={config.block_size}, vocab_size={config.vocab_size}"
+        f"head_size={config.head_size}, block_size={config.block_size}, vocab_size={config.vocab_size}{options}"
     )
 
 
+def model_options(args) -> dict:
+    """The model options given on the command line (bias and GPTConfig's OPTIONS), by field name."""
+    return {name: getattr(args, name) for name in ("bias", *OPTIONS) if getattr(args, name, None) is not None}
+
+
 def cmd_params(args) -> int:
-    config = GPTConfig.from_preset(args.name)
+    config = GPTConfig.from_preset(args.name, **model_options(args))
     with torch.device("meta"):  # shapes only: even gpt2-xl allocates nothing
         model = GPT(config)
     breakdown = model.parameter_breakdown()
@@ -43,7 +53,7 @@ def cmd_params(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    config = GPTConfig.from_preset(args.name)
+    config = GPTConfig.from_preset(args.name, **model_options(args))
     rows = trace_config(config, batch_size=args.batch, seq_len=args.seq_len)
     print(describe(args.name, config))
     print(format_trace(rows))
@@ -69,6 +79,7 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
         eval_interval=args.eval_interval,
+        model_options=model_options(args),
     )
     if history and int(os.environ.get("RANK", "0")) == 0:
         last = history[-1]
@@ -137,6 +148,26 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--position, --norm, --mlp, --n-kv-head, ...: GPTConfig's options, each left as the
+    preset's (or recipe's) unless given."""
+    g = parser.add_argument_group("model options (default: the preset's or the recipe's; GPT-2's in the presets)")
+    g.add_argument("--position", choices=POSITIONS, default=None, help="learned (GPT-2's wpe) or rope (rotary)")
+    g.add_argument("--rope-theta", type=positive_float, default=None, help="rope's base (default 10000)")
+    g.add_argument("--norm", choices=NORMS, default=None, help="layernorm (GPT-2) or rmsnorm (Llama)")
+    g.add_argument("--norm-eps", type=positive_float, default=None, help="the norms' epsilon (default 1e-5)")
+    g.add_argument("--mlp", choices=MLPS, default=None, help="gelu (GPT-2) or swiglu (Llama)")
+    g.add_argument("--mlp-hidden", type=positive_int, default=None, help="the MLP's hidden width")
+    g.add_argument("--n-kv-head", type=positive_int, default=None, help="key/value heads (grouped-query attention)")
+    g.add_argument(
+        "--tie-embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="lm_head shares wte's matrix (GPT-2) or, with --no-tie-embeddings, has its own (Llama)",
+    )
+    g.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None, help="biases in the linear layers")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gptlib", description="GPT-2, shape by shape.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,12 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="parameter count of a preset, by component")
     p.add_argument("name", help=f"preset: {names}")
+    add_model_options(p)
     p.set_defaults(func=cmd_params)
 
     t = sub.add_parser("trace", help="the forward pass of a preset, shape by shape")
     t.add_argument("name", help=f"preset: {names}")
     t.add_argument("--batch", type=positive_int, default=1, help="batch size B (default 1)")
     t.add_argument("--seq-len", type=positive_int, default=None, help="sequence length T (default block_size)")
+    add_model_options(t)
     t.set_defaults(func=cmd_trace)
 
     from .train import DEFAULT_RECIPE, RECIPES
@@ -192,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(tr)
     tr.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")

@@ -109,12 +109,15 @@ def run_training(
     batch_size=None,
     grad_accum=None,
     eval_interval=None,
+    model_options=None,
 ) -> list[dict]:
     """What ``python -m gptlib train`` does; returns the evaluation history.
 
     recipe None means: with max_seconds and no max_iters, the time-budget recipe
     (``budget_recipe``); otherwise the default recipe. When resuming, the checkpoint's
     model and schedule continue, unless a recipe or preset is named (then it must match).
+    model_options changes fields of the chosen model's GPTConfig (``bias`` and the options
+    after GPT-2's, e.g. ``{"position": "rope", "n_kv_head": 2}``); resuming, they must match too.
     """
     if recipe is not None and recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; known recipes: {', '.join(RECIPES)}")
@@ -146,6 +149,8 @@ def run_training(
         model_config = GPTConfig(**ckpt["model_config"])  # the checkpoint's model continues
     else:
         model_config = GPTConfig(vocab_size=vocab_size, **model_shape)
+    if model_options:
+        model_config = model_config.replace(**model_options)
     if ckpt is not None:  # continue the same schedule, unless told otherwise below
         train_config = TrainConfig(**ckpt["train_config"])
     changes = {

@@ -120,3 +120,96 @@ def test_resuming_with_data_that_is_a_folder_keeps_the_checkpoint(capsys, tmp_pa
     code, _, err = cli(capsys, *tiny_train_args(tmp_path, tmp_path / "run", "--max-iters", "2", "--resume"))
     assert code == 2 and err == f"error: data file {tmp_path} is a folder; give a UTF-8 text file\n"
     assert (tmp_path / "run" / "ckpt.pt").read_bytes() == before
+
+
+# -- Llama's pieces from the command line ---------------------------------------------------------
+LLAMA_FLAGS = ("--position", "rope", "--norm", "rmsnorm", "--mlp", "swiglu", "--n-kv-head", "2", "--no-tie-embeddings")
+
+
+def test_params_counts_a_model_with_llamas_options(capsys):
+    import torch
+
+    from gptlib import GPT, GPTConfig
+
+    code, out, err = cli(capsys, "params", "gpt2-512", *LLAMA_FLAGS, "--no-bias")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].endswith(
+        "vocab_size=50257, position=rope, norm=rmsnorm, mlp=swiglu, n_kv_head=2, tie_embeddings=False"
+    )
+    config = GPTConfig.from_preset(
+        "gpt2-512", position="rope", norm="rmsnorm", mlp="swiglu", n_kv_head=2, tie_embeddings=False, bias=False
+    )
+    with torch.device("meta"):
+        total = GPT(config).num_parameters()
+    assert (
+        lines[-1] == f"total {total:,}"
+        and total == 2 * 50257 * 768 + 12 * (768 * 1024 + 768 * 768 + 3 * 768 * 2048 + 2 * 768) + 768
+    )
+    assert not [line for line in lines if line.startswith("wpe")]
+    assert any(line.startswith("lm_head (output embeddings, not tied to wte)") for line in lines)
+
+
+def test_params_of_a_preset_alone_is_unchanged(capsys):
+    code, out, _ = cli(capsys, "params", "gpt2-512")
+    assert code == 0 and out.splitlines()[0] == (
+        "gpt2-512: n_layer=12, n_head=12, n_embd=768, head_size=64, block_size=512, vocab_size=50257"
+    )
+
+
+def test_trace_with_llamas_options(capsys):
+    code, out, err = cli(capsys, "trace", "tiny", "--seq-len", "8", *LLAMA_FLAGS)
+    assert code == 0, err
+    assert "position embeddings" not in out
+    assert "4 heads x 16 (2 key/value heads), rotary positions, mlp 64->256->64 (SwiGLU)" in out
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--position", "alibi"], "argument --position: invalid choice: 'alibi' (choose from 'learned', 'rope')"),
+        (["--mlp", "relu"], "argument --mlp: invalid choice: 'relu' (choose from 'gelu', 'swiglu')"),
+        (["--n-kv-head", "0"], "argument --n-kv-head: 0 must be at least 1"),
+        (["--mlp-hidden", "0"], "argument --mlp-hidden: 0 must be at least 1"),
+        (["--norm-eps=0"], "argument --norm-eps: 0.0 must be greater than 0"),
+    ],
+)
+def test_bad_model_options_are_refused_by_the_parser(capsys, flags, message):
+    with pytest.raises(SystemExit):
+        main(["params", "tiny", *flags])
+    assert message in capsys.readouterr().err
+
+
+def test_options_that_do_not_fit_the_preset_are_a_clear_error(capsys):
+    code, out, err = cli(capsys, "params", "tiny", "--n-kv-head", "3")
+    assert code == 2 and out == ""
+    assert err.startswith("error: GPTConfig.n_head=4 is not divisible by n_kv_head=3") and "among 1, 2, 4" in err
+    code, _, err = cli(capsys, "params", "shakespeare-char", "--position", "rope", "--n-kv-head", "4")
+    assert code == 2 and "n_head=6 is not divisible by n_kv_head=4" in err and "among 1, 2, 3, 6" in err
+
+
+def test_train_then_sample_a_model_with_llamas_options(capsys, tmp_path):
+    from gptlib.checkpoint import load_checkpoint, model_from_checkpoint
+
+    text = tmp_path / "small.txt"
+    text.write_text("To be, or not to be, that is the question:\n" * 100)
+    run = tmp_path / "run"
+    code, out, err = cli(capsys, *tiny_train_args(text, run, "--max-iters", "3", *LLAMA_FLAGS, "--no-bias"))
+    assert code == 0, err
+    model = model_from_checkpoint(load_checkpoint(run))
+    c = model.config
+    assert (c.position, c.norm, c.mlp, c.n_kv_head, c.tie_embeddings, c.bias) == (
+        "rope",
+        "rmsnorm",
+        "swiglu",
+        2,
+        False,
+        False,
+    )
+    assert "wpe" not in model.transformer and model.lm_head.weight is not model.transformer.wte.weight
+    code, out, err = cli(capsys, "sample", "--ckpt", str(run), "--prompt", "To", "--tokens", "12")
+    assert code == 0 and out.startswith("To") and len(out) == len("To") + 12 + 1, err
+    # the same flags continue the run; other ones name the difference
+    assert cli(capsys, *tiny_train_args(text, run, "--max-iters", "4", "--resume", *LLAMA_FLAGS, "--no-bias"))[0] == 0
+    code, _, err = cli(capsys, *tiny_train_args(text, run, "--max-iters", "5", "--resume", "--n-kv-head", "4"))
+    assert code == 2 and "another model configuration: " in err and "n_kv_head: 2 in the checkpoint, 4 now" in err
