@@ -4,7 +4,8 @@
 
 Modules follow the book's order: config, tokenizer, attention, layers, model, trace,
 dataset, checkpoint, recipes, trainer, interrupt, train, generate, sampling, weights,
-pretrained, interpret, export; and exercises, one module per chapter.
+pretrained, interpret, export; and exercises, one module per chapter. Two modules go past
+GPT-2: rope (rotary positions) and llama (Hugging Face Llama checkpoints).
 """
 
 from .config import PRESETS, GPTConfig

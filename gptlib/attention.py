@@ -124,9 +124,8 @@ class CausalSelfAttention(nn.Module):
 
         With rotary positions, queries and keys come out turned by their positions
         past, past + 1, ..., past + T - 1."""
-        q, k, v = self.c_attn(x).split(
-            [self.n_embd, self.kv_size, self.kv_size], dim=2
-        )  # (B, T, C), 2 x (B, T, nkv * hs)
+        sizes = [self.n_embd, self.kv_size, self.kv_size]  # queries, keys, values: 3 x C in GPT-2
+        q, k, v = self.c_attn(x).split(sizes, dim=2)  # (B, T, C), 2 x (B, T, nkv * hs)
         q, k, v = split_heads(q, self.n_head), split_heads(k, self.n_kv_head), split_heads(v, self.n_kv_head)
         if self.rope_theta is not None:
             positions = torch.arange(past, past + x.size(1), device=x.device)  # (T,)

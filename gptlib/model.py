@@ -9,11 +9,11 @@
 Parameter names are GPT-2's checkpoint names (``transformer.h.0.attn.c_attn.weight``),
 so GPT-2 weights map one to one (see ``gptlib.weights``).
 
-The options of ``GPTConfig`` change four pieces and keep these names: with
-``position="rope"`` there is no wpe (attention turns queries and keys instead), with
-``norm="rmsnorm"`` ln_1, ln_2 and ln_f are RMSNorms, with ``mlp="swiglu"`` the MLP gains
-c_gate, and with ``tie_embeddings=False`` lm_head has its own matrix (a Llama; see
-``gptlib.llama``).
+The options of ``GPTConfig`` (a Llama sets them all; see ``gptlib.llama``) change pieces
+and keep these names: with ``position="rope"`` there is no wpe (attention turns queries
+and keys instead); with ``norm="rmsnorm"`` ln_1, ln_2 and ln_f are RMSNorms; with
+``mlp="swiglu"`` the MLP gains c_gate; with ``n_kv_head`` c_attn makes fewer keys and
+values; with ``tie_embeddings=False`` lm_head has its own matrix.
 """
 
 from __future__ import annotations
