@@ -160,6 +160,7 @@ def add_to_attention_input(model: GPT, layer: int, delta: torch.Tensor, parts=("
     if not set(parts) <= {"q", "k", "v"} or not parts:
         raise ValueError(f"parts must be some of 'q', 'k', 'v', got {parts!r}")
     _check_head(model, layer, 0)
+    _check_plain_attention(model, layer)
     block, C = model.transformer.h[layer], model.config.n_embd
     seen = {}
 
@@ -188,9 +189,20 @@ def _as_stream(ln, x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, ln.weight.shape, ln.weight, ln.bias, ln.eps)
 
 
+def _check_plain_attention(model: GPT, layer: int) -> None:
+    """c_attn cut into three C-wide parts (q, k, v), one key/value head per query head, no
+    rotary positions: GPT-2's attention, which is what these functions are written for."""
+    attn = model.transformer.h[layer].attn
+    if getattr(attn, "n_kv_head", attn.n_head) != attn.n_head or getattr(attn, "rope_theta", None) is not None:
+        raise ValueError(
+            "these circuits need GPT-2's attention: one key/value head per query head, no rotary positions"
+        )
+
+
 def _qkv_rows(model: GPT, layer: int, head: int, part: int) -> torch.Tensor:
     """(hs, C): the rows of c_attn that make one head's queries (part 0), keys (1) or values (2)."""
     _check_head(model, layer, head)
+    _check_plain_attention(model, layer)
     C, hs = model.config.n_embd, model.config.head_size
     return model.transformer.h[layer].attn.c_attn.weight[part * C + head * hs : part * C + (head + 1) * hs]
 

@@ -274,3 +274,12 @@ def test_bad_arguments_are_named(model, idx):
         stream_into(model, idx, 3)
     with pytest.raises(ValueError, match=r"\[T\] or \[B, T\]"):
         head_outputs(model, torch.zeros(2, 3, 4, dtype=torch.long))
+
+
+def test_attention_other_than_gpt2s_is_refused(model):
+    model.transformer.h[1].attn.n_kv_head = 1  # as grouped-query attention would set it
+    with pytest.raises(ValueError, match="GPT-2's attention"):
+        ov_circuit(model, 1, 0)
+    with pytest.raises(ValueError, match="GPT-2's attention"):
+        with add_to_attention_input(model, 1, torch.zeros(16)):
+            pass
