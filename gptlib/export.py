@@ -98,8 +98,13 @@ def export_onnx(model: GPT, path) -> Path:
     """Write model as an ONNX file at path (see the module docstring for its inputs and outputs)."""
     if not isinstance(model, GPT):
         raise TypeError(f"export_onnx needs a gptlib GPT, got {type(model).__name__}")
-    require_onnx_exporter()
     config = model.config
+    if config.non_gpt2_options():
+        options = ", ".join(f"{k}={v!r}" for k, v in config.non_gpt2_options().items())
+        raise ValueError(
+            f"export_onnx writes GPT-2's graph (learned positions, LayerNorm, GELU); this model sets {options}"
+        )
+    require_onnx_exporter()
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give the name of the ONNX file to write")

@@ -106,3 +106,13 @@ def test_a_model_without_attention_refuses_the_kv_cache():
     with pytest.raises(ValueError, match="kv_cache=False"):
         model.generate(ids()[:, :3], 2)
     assert model.generate(ids()[:, :3], 2, kv_cache=False).shape == (2, 5)
+
+
+def test_the_shipped_log_covers_every_change_with_three_seeds():
+    from gptlib.ablation import load_log
+
+    runs = load_log()
+    seeds = {change: sorted(r["seed"] for r in runs if r["change"] == change) for change in CHANGES}
+    assert all(s[:3] == [0, 1, 2] for s in seeds.values())
+    assert all(r["val_loss"] is None or 1.0 < r["val_loss"] < 4.5 for r in runs)
+    assert len({(r["change"], r["seed"]) for r in runs}) == len(runs)  # no run twice

@@ -290,3 +290,10 @@ def test_clear_errors_before_exporting(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
     with pytest.raises(FileNotFoundError, match="no x.json beside"):
         load_onnx(tmp_path / "x.onnx")
+
+
+def test_a_model_with_options_gpt2_lacks_is_refused_by_name(tmp_path):
+    config = GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8, position="rope", norm="rmsnorm")
+    with pytest.raises(ValueError, match="position='rope', norm='rmsnorm'"):
+        export_onnx(GPT(config), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
