@@ -329,8 +329,8 @@ def check_greedy_generate(fn) -> str:
 def repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalty: float) -> torch.Tensor:
     """Logits (B, V) with every token that occurs in its row of context (B, T) made less
     likely: its logit divided by penalty when positive, multiplied by penalty when negative
-    (CTRL's rule, as Hugging Face's RepetitionPenaltyLogitsProcessor applies it: once per
-    token, however often it occurs)."""
+    (Hugging Face's sign-aware RepetitionPenaltyLogitsProcessor, once per token however
+    often it occurs; CTRL's original rule divides by the penalty whatever the sign)."""
     seen = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, context, True)  # (B, V)
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
     return torch.where(seen, penalised, logits)
