@@ -2,9 +2,9 @@
 
     from gptlib import GPT, GPTConfig, gpt2_tokenizer
 
-Modules follow the book's order: config, tokenizer, attention, layers, model, trace,
-dataset, checkpoint, recipes, trainer, interrupt, train, generate, sampling, weights,
-pretrained, interpret, export; and exercises, one module per chapter. Two modules go past
+Modules follow the book's order: config, tokenizer, attention, layers, model, ablation,
+trace, dataset, checkpoint, recipes, trainer, interrupt, train, generate, sampling,
+weights, pretrained, interpret, circuits, export; and exercises, one module per chapter. Two modules go past
 GPT-2: rope (rotary positions) and llama (Hugging Face Llama checkpoints).
 """
 
