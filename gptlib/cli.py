@@ -80,6 +80,7 @@ def cmd_train(args) -> int:
         grad_accum=args.grad_accum,
         eval_interval=args.eval_interval,
         model_options=model_options(args),
+        clock=args.clock,
     )
     if history and int(os.environ.get("RANK", "0")) == 0:
         last = history[-1]
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(t)
     t.set_defaults(func=cmd_trace)
 
+    from .recipes import CLOCKS
     from .train import DEFAULT_RECIPE, RECIPES
 
     tr = sub.add_parser("train", help="train a GPT on a UTF-8 text file")
@@ -206,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="time budget, evaluation included; alone, it also sizes the model and decays the "
         "learning rate over the budget",
+    )
+    tr.add_argument(
+        "--clock",
+        choices=CLOCKS,
+        default=None,
+        help="what --max-seconds counts: wall (time that passes; the default) or cpu (this process's "
+        "CPU time, the same work however busy the machine is)",
     )
     tr.add_argument("--batch-size", type=positive_int, default=None, help="sequences per step (default: the recipe's)")
     tr.add_argument(

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 import torch
 
 SCHEDULES = ("steps", "time")
+# What max_seconds and the time schedule count: "wall", the time that passes (time.perf_counter);
+# "cpu", the CPU time this process uses (time.process_time), which time spent waiting for a
+# core that another program holds does not add to.
+CLOCKS = ("wall", "cpu")
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,11 @@ class TrainConfig:
     grad_clip: float = 1.0  # 0 turns clipping off
     eval_interval: int = 250
     eval_iters: int = 20
-    max_seconds: float | None = None  # stop after this much wall time, evaluation included
+    max_seconds: float | None = None  # stop after this many seconds of `clock`, evaluation included
     seed: int = 1337
     grad_accum: int = 1  # each step's batch is computed in this many pieces (same result, less memory)
     schedule: str = "steps"  # "steps" or "time" (decay over max_seconds)
+    clock: str = "wall"  # what max_seconds counts: "wall" (time that passes) or "cpu" (this process's CPU time)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "grad_accum"):
@@ -68,6 +73,11 @@ class TrainConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig.schedule must be 'steps' or 'time', got {self.schedule!r}")
+        if self.clock not in CLOCKS:
+            raise ValueError(
+                f"TrainConfig.clock must be 'wall' (time that passes) or 'cpu' (the process's CPU time), "
+                f"got {self.clock!r}"
+            )
         if self.schedule == "time" and self.max_seconds is None:
             raise ValueError("TrainConfig.schedule='time' decays the learning rate over max_seconds: set max_seconds")
 

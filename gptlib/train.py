@@ -110,6 +110,7 @@ def run_training(
     grad_accum=None,
     eval_interval=None,
     model_options=None,
+    clock=None,
 ) -> list[dict]:
     """What ``python -m gptlib train`` does; returns the evaluation history.
 
@@ -118,6 +119,8 @@ def run_training(
     model and schedule continue, unless a recipe or preset is named (then it must match).
     model_options changes fields of the chosen model's GPTConfig (``bias`` and the options
     after GPT-2's, e.g. ``{"position": "rope", "n_kv_head": 2}``); resuming, they must match too.
+    clock is what max_seconds counts (TrainConfig.clock): "wall" or "cpu" (the process's CPU
+    time); None keeps the recipe's ("wall") or, resuming, the checkpoint's.
     """
     if recipe is not None and recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; known recipes: {', '.join(RECIPES)}")
@@ -160,6 +163,7 @@ def run_training(
         "batch_size": batch_size,
         "grad_accum": grad_accum,
         "eval_interval": eval_interval,
+        "clock": clock,
     }
     train_config = dataclasses.replace(train_config, **{k: v for k, v in changes.items() if v is not None})
 

@@ -7,6 +7,10 @@ appends a line to log.jsonl. Checkpoints are written atomically and hold everyth
 needed to continue exactly where training stopped: on a CPU, a resumed run gives the
 same losses as one that never stopped.
 
+A time budget (``max_seconds``) counts the seconds of ``TrainConfig.clock``: wall time, or
+the CPU time of the process. ``elapsed_s`` holds those seconds; a checkpoint keeps it, and a
+resumed run counts on from it (a new process's CPU clock starts near 0, hence the offset).
+
 Ctrl-C stops the loop between two steps, never inside one: the step under way finishes
 (with its evaluation and checkpoint if they are due), the trainer saves it, and raises
 ``TrainingInterrupted``.
@@ -143,6 +147,11 @@ class Trainer:
         self.batch_generator.set_state(ckpt["rng"]["batch"])
 
     # -- the loop ------------------------------------------------------------------------
+    def clock(self) -> float:
+        """Seconds on the clock that TrainConfig.clock names: time.perf_counter() (wall) or
+        time.process_time() (cpu). Only differences of two readings mean anything."""
+        return time.process_time() if self.config.clock == "cpu" else time.perf_counter()
+
     def next_batch(self):
         """This process's slice of the global batch: every process draws the same windows."""
         x, y = get_batch(self.train_data, self.model.config.block_size, self.config.batch_size, self.batch_generator)
@@ -162,10 +171,10 @@ class Trainer:
 
     def evaluate_and_log(self, start: float) -> dict:
         """Evaluate, then record the row in the history (saved with the checkpoint)."""
-        before = time.perf_counter()
+        before = self.clock()
         losses = self.estimate_loss()
-        self.eval_seconds = time.perf_counter() - before
-        self.elapsed_s = time.perf_counter() - start  # evaluation time included
+        self.eval_seconds = self.clock() - before
+        self.elapsed_s = self.clock() - start  # evaluation time included
         row = {
             "step": self.step,
             "train_loss": round(losses["train"], 4),
@@ -261,7 +270,7 @@ class Trainer:
                 mininterval=1.0,  # a redraw a second: a notebook gets a message per redraw
             )
             self.model.train()
-            start = time.perf_counter() - self.elapsed_s
+            start = self.clock() - self.elapsed_s  # a resumed run counts on from its checkpoint
             try:
                 stopped = False
                 while self.step < cfg.max_iters and not self.out_of_time():
@@ -273,7 +282,7 @@ class Trainer:
                         group["lr"] = self.lr
                     self.train_step()
                     self.step += 1
-                    self.elapsed_s = time.perf_counter() - start
+                    self.elapsed_s = self.clock() - start
                     bar.update(1)
                     if self.step % cfg.eval_interval == 0 and self.step < cfg.max_iters:
                         self.evaluate_save_and_log(start, bar, log_file)
