@@ -11,7 +11,9 @@ into ``c_proj``. Names follow the book:
   previous-token, first-position or induction head would put it;
 - the **logit lens**: each layer's residual stream read out through ``ln_f`` and
   ``lm_head``, as if the model stopped there;
-- **head ablation**: the loss when one head's output is replaced by zeros.
+- **head ablation**: the loss when one head's output is replaced by zeros;
+- the **in-context learning score** (Olsson et al. 2022): the loss late in the context
+  minus the loss early in it, on held-out text.
 
 ``batch_attention`` and ``stream_into`` record the same things for a batch [B, T];
 ``gptlib.circuits`` builds on them (attribution, patching, circuits as matrices).
@@ -271,3 +273,40 @@ def head_ablation_losses(model: GPT, idx: torch.Tensor, targets: torch.Tensor) -
 def per_position_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """[T]: the cross-entropy at each position, for logits [T, V] and targets [T]."""
     return F.cross_entropy(logits, targets, reduction="none")
+
+
+def spread_windows(ids: torch.Tensor, length: int, n: int) -> torch.Tensor:
+    """[n, length]: n windows of ``length`` consecutive ids, their starts spread evenly
+    from the first id to the last window that fits."""
+    if ids.dim() != 1 or not 1 <= length <= len(ids) or n < 1:
+        raise ValueError(f"need 1-D ids, 1 <= length <= {ids.numel()} and n >= 1, got length={length}, n={n}")
+    starts = torch.linspace(0, len(ids) - length, n).long().tolist()
+    return torch.stack([ids[s : s + length] for s in starts])
+
+
+@torch.no_grad()
+def loss_by_context(model: GPT, windows: torch.Tensor) -> torch.Tensor:
+    """[B, T]: for windows [B, T + 1] of text, the loss of predicting windows[:, k + 1]
+    from the k + 1 tokens windows[:, : k + 1]: column k has k + 1 tokens of context."""
+    windows = _as_batches(windows)
+    if windows.size(1) < 2 or windows.size(1) - 1 > model.config.block_size:
+        raise ValueError(
+            f"windows need 2 to block_size + 1 = {model.config.block_size + 1} tokens, got {windows.size(1)}"
+        )
+    with _evaluating(model):
+        logits, _ = model(windows[:, :-1])  # [B, T, V]
+    return F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")
+
+
+def in_context_score(losses: torch.Tensor, early: tuple[int, int], late: tuple[int, int]) -> tuple[float, float]:
+    """Olsson et al. (2022)'s in-context learning score from ``loss_by_context`` [B, T]: the
+    mean loss with ``late`` tokens of context minus the mean loss with ``early`` tokens
+    (both inclusive ranges of context lengths, counted from 1), window by window; returns
+    the mean over the windows and its standard error. Negative: more context helps."""
+    T = losses.size(-1)
+    for name, (lo, hi) in (("early", early), ("late", late)):
+        if not 1 <= lo <= hi <= T:
+            raise ValueError(f"{name} context lengths ({lo}, {hi}) need 1 <= first <= last <= {T}")
+    diff = losses[:, late[0] - 1 : late[1]].mean(1) - losses[:, early[0] - 1 : early[1]].mean(1)  # [B]
+    se = diff.std().item() / len(diff) ** 0.5 if len(diff) > 1 else float("nan")
+    return diff.mean().item(), se

@@ -14,12 +14,15 @@ from gptlib.interpret import (
     batch_attention,
     first_position_scores,
     head_ablation_losses,
+    in_context_score,
     induction_scores,
     logit_lens,
+    loss_by_context,
     previous_token_scores,
     repeated_random_tokens,
     residual_stream,
     run_with_cache,
+    spread_windows,
     stream_into,
 )
 
@@ -189,3 +192,33 @@ def test_a_batch_records_what_each_sequence_records_alone(model):
     assert torch.equal(batch_attention(model, batch[0]), batch_attention(model, batch[:1]))
     with pytest.raises(ValueError, match=r"layer 4 needs 0 <= layer <= n_layer = 3"):
         stream_into(model, batch, 4)
+
+
+def test_spread_windows_start_evenly_from_first_to_last():
+    ids = torch.arange(100)
+    w = spread_windows(ids, 10, 4)  # starts 0, 30, 60, 90
+    assert w.shape == (4, 10)
+    assert w[:, 0].tolist() == [0, 30, 60, 90] and torch.equal(w[0], torch.arange(10))
+    with pytest.raises(ValueError, match=r"1 <= length <= 100"):
+        spread_windows(ids, 101, 2)
+
+
+def test_loss_by_context_is_the_loss_at_each_position(model):
+    windows = torch.randint(50, (3, 11), generator=torch.Generator().manual_seed(3))
+    losses = loss_by_context(model, windows)
+    assert losses.shape == (3, 10)
+    for k in (0, 4, 9):  # column k: predicting windows[:, k + 1] from the first k + 1 ids alone
+        with torch.no_grad():
+            logits, _ = model(windows[:, : k + 1])
+        want = torch.nn.functional.cross_entropy(logits[:, -1], windows[:, k + 1], reduction="none")
+        torch.testing.assert_close(losses[:, k], want, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"2 to block_size \+ 1 = 25 tokens, got 26"):
+        loss_by_context(model, torch.zeros(1, 26, dtype=torch.long))
+
+
+def test_in_context_score_is_late_minus_early_window_by_window():
+    losses = torch.tensor([[3.0, 3.0, 2.0, 1.0], [4.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0]])
+    score, se = in_context_score(losses, early=(1, 2), late=(4, 4))  # differences -2, -1, 0
+    assert score == pytest.approx(-1.0) and se == pytest.approx(1.0 / 3**0.5)
+    with pytest.raises(ValueError, match=r"late context lengths \(3, 5\) need 1 <= first <= last <= 4"):
+        in_context_score(losses, early=(1, 2), late=(3, 5))
