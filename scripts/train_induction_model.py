@@ -19,10 +19,14 @@ back). It copied, but its layer-1 heads attended two places after the earlier
 occurrence, not one.
 
 Training is gptlib's own Trainer, run in short stretches so that after each stretch the
-script can measure the two things the chapter plots: the loss on the second copy of a
-repeated random sequence (against the first), and the best induction score of a layer-1
-head. The learning-rate schedule is fixed for the whole run (lr_decay_iters), so running
-in stretches trains exactly as one run would.
+script can measure what the chapter plots: the loss on the second copy of a repeated
+random sequence (against the first), the best induction score of a layer-1 head, and,
+with text episodes, the in-context learning score on held-out Shakespeare (the loss with
+55 to 64 characters of context minus the loss with 6 to 10, on 512 windows spread
+evenly over the held-out 10%). The probes run without gradients, in eval mode, on
+sequences drawn by their own generator or on fixed windows, so they change nothing in
+the training. The learning-rate schedule is fixed for the whole run (lr_decay_iters), so
+running in stretches trains exactly as one run would.
 """
 
 from __future__ import annotations
@@ -38,15 +42,20 @@ import torch
 
 from gptlib import GPT, GPTConfig
 from gptlib.interpret import (
+    in_context_score,
     induction_scores,
+    loss_by_context,
     per_position_loss,
     previous_token_scores,
     repeated_random_tokens,
     run_with_cache,
+    spread_windows,
 )
 from gptlib.train import TrainConfig, Trainer
 
 OUT = Path(__file__).resolve().parents[1] / "gptlib" / "data" / "induction"
+ICL_EARLY, ICL_LATE = (6, 10), (55, 64)  # context lengths (characters) of the in-context learning score
+ICL_WINDOWS = 512
 
 
 @dataclass(frozen=True)
@@ -160,9 +169,18 @@ def text_episode_stream(recipe: Recipe, ids: torch.Tensor, n_tokens: int, genera
     return torch.cat(parts)
 
 
-def probe(model: GPT, recipe: Recipe, n: int = 32) -> dict:
+def held_out_windows(recipe: Recipe, ids: torch.Tensor) -> torch.Tensor:
+    """[ICL_WINDOWS, block_size + 1]: windows of the held-out 10% of the corpus ids (the
+    split every chapter uses), spread evenly over it."""
+    from gptlib.dataset import train_val_split
+
+    return spread_windows(train_val_split(ids)[1], recipe.block_size + 1, ICL_WINDOWS)
+
+
+def probe(model: GPT, recipe: Recipe, held: torch.Tensor | None = None, n: int = 32) -> dict:
     """Loss on the first and on the second copy of repeated random sequences, and the best
-    previous-token score (layer 0) and induction score (layer 1), averaged over n probes."""
+    previous-token score (layer 0) and induction score (layer 1), averaged over n probes;
+    with held-out windows, the in-context learning score and its standard error."""
     g = torch.Generator().manual_seed(1234)
     P = recipe.probe_period
     first, second, prev, ind, later = [], [], [], [], []
@@ -177,13 +195,17 @@ def probe(model: GPT, recipe: Recipe, n: int = 32) -> dict:
         # attention from t to t - P + 2, two places after the earlier occurrence (t >= P)
         later.append(rec.attention.diagonal(offset=-(P - 2), dim1=-2, dim2=-1)[..., 2:].mean(-1))
     prev, ind, later = torch.stack(prev).mean(0), torch.stack(ind).mean(0), torch.stack(later).mean(0)  # [L, H]
-    return {
+    row = {
         "first_copy_loss": round(torch.stack(first).mean().item(), 4),
         "second_copy_loss": round(torch.stack(second).mean().item(), 4),
         "prev_token_score_l0": round(prev[0].max().item(), 4),
         "induction_score_l1": round(ind[1].max().item(), 4),
         "two_after_score_l1": round(later[1].max().item(), 4),
     }
+    if held is not None:
+        score, se = in_context_score(loss_by_context(model, held), ICL_EARLY, ICL_LATE)
+        row.update(icl_score=round(score, 4), icl_se=round(se, 4))
+    return row
 
 
 def main() -> None:
@@ -204,8 +226,10 @@ def main() -> None:
     )
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
+    held = None
     if recipe.text_share:
         ids = corpus_ids(recipe)
+        held = held_out_windows(recipe, ids)
         train_data, val_data = (
             text_episode_stream(recipe, ids, 2_000_000, g),
             text_episode_stream(recipe, ids, 50_000, g),
@@ -216,11 +240,17 @@ def main() -> None:
     config = recipe.train_config()
     torch.manual_seed(config.seed)
     trainer = Trainer(GPT(recipe.model_config()), train_data, val_data, config)
-    log, start = [{"step": 0, **probe(trainer.model, recipe)}], time.perf_counter()
+    log, start, cpu_start = (
+        [{"step": 0, **probe(trainer.model, recipe, held)}],
+        time.perf_counter(),
+        time.process_time(),
+    )
     while trainer.step < config.max_iters:
         trainer.config = dataclasses.replace(config, max_iters=min(trainer.step + args.stretch, config.max_iters))
         row = trainer.train(progress=False)[-1]
-        log.append({**row, **probe(trainer.model, recipe), "wall_s": round(time.perf_counter() - start, 1)})
+        probed = probe(trainer.model, recipe, held)
+        clock = {"wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(time.process_time() - cpu_start, 1)}
+        log.append({**row, **probed, **clock})
         print(json.dumps(log[-1]), flush=True)
         if args.snapshots:  # the latest model after every stretch, to look at while it trains
             save(trainer.model, recipe, log, args.out)
