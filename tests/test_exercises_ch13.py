@@ -154,3 +154,116 @@ def test_most_needed_head_untouched_stub_is_not_attempted():
         raise NotImplementedError("loop over (layer, head)")
 
     assert ch13.check_most_needed_head(my_most_needed_head).startswith("not attempted yet")
+
+
+def head_share_by_hand(model, idx, targets, layer, head, centre=True, own_scale=False, weight=True, var=None):
+    """A head's direct share of the target logit, written out here with hooks of its own:
+    its slice of c_proj's input times its c_proj columns, centred, divided by the scale of
+    the stream that ln_f reads, times ln_f's weight, dotted with the target's unembedding.
+    The keywords make the wrong versions the tests feed to the checker."""
+    seen = {}
+    hs, C = model.config.head_size, model.config.n_embd
+    proj = model.transformer.h[layer].attn.c_proj
+    hooks = [
+        proj.register_forward_pre_hook(lambda m, args: seen.update(heads=args[0])),
+        model.transformer.ln_f.register_forward_pre_hook(lambda m, args: seen.update(final=args[0])),
+    ]
+    with torch.no_grad():
+        model(idx)
+        for h in hooks:
+            h.remove()
+        write = seen["heads"][..., head * hs : (head + 1) * hs] @ proj.weight[:, head * hs : (head + 1) * hs].T
+        x = write if own_scale else seen["final"]
+        variance = var(x) if var is not None else ((x - x.mean(-1, keepdim=True)) ** 2).sum(-1, keepdim=True) / C
+        s = (variance + model.transformer.ln_f.eps).sqrt()
+        part = write - write.mean(-1, keepdim=True) if centre else write
+        part = part / s * (model.transformer.ln_f.weight if weight else 1.0)
+        return torch.einsum("btc,btc->bt", part, model.lm_head.weight[targets])
+
+
+def test_head_logit_share_right_answer():
+    assert ch13.check_head_logit_share(head_share_by_hand).startswith("correct: head_logit_share agrees")
+
+
+def test_head_logit_share_uncentred_write_gets_its_hint():
+    def wrong(*case):
+        return head_share_by_hand(*case, centre=False)
+
+    with pytest.raises(ExerciseError, match="centre the head's write too"):
+        ch13.check_head_logit_share(wrong)
+
+
+def test_head_logit_share_divided_by_its_own_scale_gets_its_hint():
+    def wrong(*case):
+        return head_share_by_hand(*case, own_scale=True)
+
+    with pytest.raises(ExerciseError, match="divided the head's write by its own scale"):
+        ch13.check_head_logit_share(wrong)
+
+
+def test_head_logit_share_through_the_whole_ln_f_gets_its_hint():
+    def wrong(model, idx, targets, layer, head):
+        seen = {}
+        hs = model.config.head_size
+        proj = model.transformer.h[layer].attn.c_proj
+        hook = proj.register_forward_pre_hook(lambda m, args: seen.update(heads=args[0]))
+        with torch.no_grad():
+            model(idx)
+            hook.remove()
+            write = seen["heads"][..., head * hs : (head + 1) * hs] @ proj.weight[:, head * hs : (head + 1) * hs].T
+            logits = model.lm_head(model.transformer.ln_f(write))  # [B, T, V]
+        return logits.gather(-1, targets[..., None])[..., 0]
+
+    with pytest.raises(ExerciseError, match="the bias belongs to no head"):
+        ch13.check_head_logit_share(wrong)
+
+
+def test_head_logit_share_without_ln_f_weight_gets_its_hint():
+    def wrong(*case):
+        return head_share_by_hand(*case, weight=False)
+
+    with pytest.raises(ExerciseError, match=r"multiplies by its weight \(ln_f.weight\)"):
+        ch13.check_head_logit_share(wrong)
+
+
+def test_head_logit_share_with_the_sample_variance_gets_its_hint():
+    def wrong(*case):
+        return head_share_by_hand(*case, var=lambda x: x.std(-1, keepdim=True) ** 2)  # torch's default: n - 1
+
+    with pytest.raises(ExerciseError, match="not n_embd - 1"):
+        ch13.check_head_logit_share(wrong)
+
+
+def test_head_logit_share_scale_after_the_heads_layer_gets_its_hint():
+    def wrong(model, idx, targets, layer, head):
+        seen = {}
+        ln_f = model.transformer.ln_f
+        hooks = [
+            model.transformer.h[layer].register_forward_hook(lambda m, args, out: seen.update(after=out)),
+            ln_f.register_forward_pre_hook(lambda m, args: seen.update(final=args[0])),
+        ]
+        with torch.no_grad():
+            model(idx)
+        for h in hooks:
+            h.remove()
+        s_after, s_final = ((seen[k].var(-1, unbiased=False) + ln_f.eps).sqrt() for k in ("after", "final"))
+        # the right share, divided by the scale of the stream after the head's layer instead
+        return head_share_by_hand(model, idx, targets, layer, head) * s_final / s_after
+
+    with pytest.raises(ExerciseError, match="not of the stream right after the head's own layer"):
+        ch13.check_head_logit_share(wrong)
+
+
+def test_head_logit_share_two_mistakes_get_the_difference_not_a_hint():
+    def wrong(*case):
+        return head_share_by_hand(*case, centre=False, weight=False)
+
+    with pytest.raises(ExerciseError, match=r"head_logit_share: the shape, \[3, 12\], is right, but the values differ"):
+        ch13.check_head_logit_share(wrong)
+
+
+def test_head_logit_share_untouched_stub_is_not_attempted():
+    def my_head_logit_share(model, idx, targets, layer, head):
+        raise NotImplementedError
+
+    assert ch13.check_head_logit_share(my_head_logit_share).startswith("not attempted yet")
