@@ -199,6 +199,19 @@ def repeated_random_tokens(vocab_size: int, period: int, repeats: int = 2, gener
     return first.repeat(repeats)
 
 
+def repeated_distinct_tokens(vocab_size: int, period: int, repeats: int = 2, generator=None) -> torch.Tensor:
+    """[period * repeats]: ``period`` different token ids (a random choice out of
+    vocab_size, in random order), then the same ids again (repeats times in all). Every
+    token of a repeat has exactly one earlier occurrence in each copy before it, so an
+    induction head has one place to look, not several."""
+    if not 1 <= period <= vocab_size or repeats < 1:
+        raise ValueError(
+            f"need 1 <= period <= vocab_size = {vocab_size} (different ids) and repeats >= 1, "
+            f"got period={period}, repeats={repeats}"
+        )
+    return torch.randperm(vocab_size, generator=generator)[:period].repeat(repeats)
+
+
 def logit_lens(model: GPT, resid: torch.Tensor) -> torch.Tensor:
     """[L + 1, T, V]: every layer's residual stream read out as if it were the last one,
     through the final LayerNorm and the unembedding: lm_head(ln_f(resid[l]))."""

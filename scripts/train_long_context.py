@@ -51,6 +51,7 @@ from gptlib.interpret import (
     induction_scores,
     loss_by_context,
     previous_token_scores,
+    repeated_distinct_tokens,
     spread_windows,
 )
 from gptlib.tokenizer import CharTokenizer
@@ -126,10 +127,7 @@ class Recipe:
 def distinct_repeats(vocab_size: int, period: int, count: int, generator: torch.Generator) -> torch.Tensor:
     """[count, 2 * period]: each row ``period`` different token ids in random order (a
     random choice out of vocab_size), then the same ids again."""
-    if not 1 <= period <= vocab_size:
-        raise ValueError(f"period must be 1..{vocab_size} to draw different ids, got {period}")
-    rows = [torch.randperm(vocab_size, generator=generator)[:period] for _ in range(count)]
-    return torch.stack(rows).repeat(1, 2)
+    return torch.stack([repeated_distinct_tokens(vocab_size, period, 2, generator) for _ in range(count)])
 
 
 def copy_losses(model: GPT, seqs: torch.Tensor, period: int) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from gptlib.interpret import (
     logit_lens,
     loss_by_context,
     previous_token_scores,
+    repeated_distinct_tokens,
     repeated_random_tokens,
     residual_stream,
     run_with_cache,
@@ -138,6 +139,16 @@ def test_repeated_random_tokens_repeat():
     assert seq.shape == (30,)
     assert torch.equal(seq[:10], seq[10:20]) and torch.equal(seq[:10], seq[20:])
     assert int(seq.max()) < 50
+
+
+def test_repeated_distinct_tokens_have_no_repeat_inside_a_copy():
+    g = torch.Generator().manual_seed(0)
+    seq = repeated_distinct_tokens(83, period=50, repeats=2, generator=g)
+    assert seq.shape == (100,) and torch.equal(seq[:50], seq[50:])
+    assert len(set(seq[:50].tolist())) == 50 and int(seq.max()) < 83
+    assert sorted(repeated_distinct_tokens(20, 20, 1, generator=g).tolist()) == list(range(20))  # all of them
+    with pytest.raises(ValueError, match=r"1 <= period <= vocab_size = 83 \(different ids\)"):
+        repeated_distinct_tokens(83, 84)
 
 
 def zeroed_copy(model, heads):

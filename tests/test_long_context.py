@@ -1,0 +1,84 @@
+"""scripts/train_long_context.py: its probe strings, its settings checks, a tiny run that is
+the same twice, and the log it shipped in gptlib/data/long_context."""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+import torch
+
+from gptlib.pretrained import data_path
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("train_long_context", ROOT / "scripts" / "train_long_context.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_copy_probe_has_one_earlier_occurrence_for_every_character(script):
+    seqs = script.distinct_repeats(83, 50, 8, torch.Generator().manual_seed(0))
+    assert seqs.shape == (8, 100)
+    assert torch.equal(seqs[:, :50], seqs[:, 50:])
+    assert all(len(set(row[:50].tolist())) == 50 for row in seqs)  # no character twice inside one copy
+    assert int(seqs.max()) < 83
+    assert len({tuple(row.tolist()) for row in seqs}) == 8  # different strings
+    with pytest.raises(ValueError, match=r"1 <= period <= vocab_size = 83"):
+        script.distinct_repeats(83, 84, 1, torch.Generator())
+
+
+def test_settings_the_probes_cannot_use_are_named(script):
+    with pytest.raises(ValueError, match=r"n_layer >= 2, got 1"):
+        script.Recipe(n_layer=1).check(83)
+    with pytest.raises(ValueError, match=r"probe_period 70 twice does not fit in block_size 128"):
+        script.Recipe(block_size=128, probe_period=70, icl_late=(119, 128)).check(83)
+    with pytest.raises(ValueError, match=r"icl_late \(247, 256\) needs 1 <= first <= last <= block_size 128"):
+        script.Recipe(block_size=128, text_period=60).check(83)
+    with pytest.raises(ValueError, match=r"probe_period must be 2..83"):
+        script.Recipe(probe_period=90).check(83)
+
+
+TINY = dict(
+    n_layer=2,
+    n_head=2,
+    n_embd=16,
+    block_size=32,
+    batch_size=2,
+    iters=4,
+    probe_every=2,
+    probe_period=10,
+    probe_count=2,
+    text_period=12,
+    icl_early=(3, 6),
+    icl_late=(29, 32),
+    icl_windows=4,
+)
+
+
+def test_a_tiny_run_is_the_same_twice(script):
+    torch.set_num_threads(1)
+    text = (ROOT / "gptlib" / "data" / "shakespeare" / "shakespeare.txt").read_text()[:20_000]
+    recipe = script.Recipe(**TINY)
+    (m1, log1), (m2, log2) = script.run(recipe, None, text=text), script.run(recipe, None, text=text)
+    assert [row["step"] for row in log1] == [0, 2, 4]
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    clock = ("wall_s", "cpu_s", "elapsed_s")
+    assert [{k: v for k, v in r.items() if k not in clock} for r in log1] == [
+        {k: v for k, v in r.items() if k not in clock} for r in log2
+    ]
+    last = log1[-1]
+    assert len(last["induction_scores"]) == 2 and len(last["induction_scores"][0]) == 2  # [L][H]
+    assert len(last["loss_by_context_band"]) == 16
+    assert last["induction_score_later"] == max(last["induction_scores"][1])
+
+
+def shipped_log():
+    with open(data_path("long_context", "log.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
