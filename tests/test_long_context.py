@@ -1,5 +1,6 @@
 """scripts/train_long_context.py: its probe strings, its settings checks, a tiny run that is
-the same twice, and the log it shipped in gptlib/data/long_context."""
+the same twice, and the log it shipped in gptlib/data/long_context; and the in-context
+learning score that scripts/train_induction_model.py logs, against the shipped model."""
 
 import importlib.util
 import json
@@ -8,7 +9,10 @@ import sys
 import pytest
 import torch
 
-from gptlib.pretrained import data_path
+from gptlib.dataset import read_text, shakespeare_path, train_val_split
+from gptlib.interpret import in_context_score, loss_by_context, spread_windows
+from gptlib.pretrained import data_path, load_induction_model
+from gptlib.tokenizer import CharTokenizer
 
 from .conftest import ROOT
 
@@ -82,3 +86,19 @@ def test_a_tiny_run_is_the_same_twice(script):
 def shipped_log():
     with open(data_path("long_context", "log.jsonl")) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def held_out_ids():
+    text = read_text(shakespeare_path())
+    return train_val_split(torch.tensor(CharTokenizer(text).encode(text)))[1]
+
+
+def test_the_induction_log_ends_with_the_shipped_models_icl_score(held_out_ids):
+    """The last probe of the 2-layer model's log is the shipped model's score, computed here
+    again: 512 windows of the held-out text, 55 to 64 characters of context minus 6 to 10."""
+    model, log, _ = load_induction_model()
+    windows = spread_windows(held_out_ids, model.config.block_size + 1, 512)
+    score, se = in_context_score(loss_by_context(model, windows), (6, 10), (55, 64))
+    assert all("icl_score" in row and "icl_se" in row for row in log)
+    assert log[-1]["icl_score"] == pytest.approx(score, abs=2e-4) and log[-1]["icl_se"] == pytest.approx(se, abs=2e-4)
