@@ -200,15 +200,12 @@ def repeated_random_tokens(vocab_size: int, period: int, repeats: int = 2, gener
 
 
 def repeated_distinct_tokens(vocab_size: int, period: int, repeats: int = 2, generator=None) -> torch.Tensor:
-    """[period * repeats]: ``period`` different token ids (a random choice out of
-    vocab_size, in random order), then the same ids again (repeats times in all). Every
-    token of a repeat has exactly one earlier occurrence in each copy before it, so an
-    induction head has one place to look, not several."""
+    """[period * repeats]: ``period`` different token ids (a random choice out of vocab_size, in
+    random order), then the same ids again (repeats times in all). Every token of a repeat
+    has one earlier occurrence in each copy, so an induction head has one place to look."""
     if not 1 <= period <= vocab_size or repeats < 1:
-        raise ValueError(
-            f"need 1 <= period <= vocab_size = {vocab_size} (different ids) and repeats >= 1, "
-            f"got period={period}, repeats={repeats}"
-        )
+        got = f"got period={period}, repeats={repeats}"
+        raise ValueError(f"need 1 <= period <= vocab_size = {vocab_size} (different ids) and repeats >= 1, {got}")
     return torch.randperm(vocab_size, generator=generator)[:period].repeat(repeats)
 
 
@@ -297,25 +294,21 @@ def spread_windows(ids: torch.Tensor, length: int, n: int) -> torch.Tensor:
     return torch.stack([ids[s : s + length] for s in starts])
 
 
-@torch.no_grad()
 def loss_by_context(model: GPT, windows: torch.Tensor) -> torch.Tensor:
     """[B, T]: for windows [B, T + 1] of text, the loss of predicting windows[:, k + 1]
     from the k + 1 tokens windows[:, : k + 1]: column k has k + 1 tokens of context."""
     windows = _as_batches(windows)
-    if windows.size(1) < 2 or windows.size(1) - 1 > model.config.block_size:
-        raise ValueError(
-            f"windows need 2 to block_size + 1 = {model.config.block_size + 1} tokens, got {windows.size(1)}"
-        )
+    if not 2 <= windows.size(1) <= model.config.block_size + 1:
+        raise ValueError(f"windows need 2 to block_size + 1 = {model.config.block_size + 1} ids, got {windows.size(1)}")
     with _evaluating(model):
         logits, _ = model(windows[:, :-1])  # [B, T, V]
     return F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")
 
 
 def in_context_score(losses: torch.Tensor, early: tuple[int, int], late: tuple[int, int]) -> tuple[float, float]:
-    """Olsson et al. (2022)'s in-context learning score from ``loss_by_context`` [B, T]: the
-    mean loss with ``late`` tokens of context minus the mean loss with ``early`` tokens
-    (both inclusive ranges of context lengths, counted from 1), window by window; returns
-    the mean over the windows and its standard error. Negative: more context helps."""
+    """Olsson et al. (2022)'s in-context learning score from ``loss_by_context`` [B, T]: the mean
+    loss with ``late`` tokens of context minus that with ``early`` (inclusive ranges, from 1),
+    window by window; returns its mean over the windows and standard error. Negative: context helps."""
     T = losses.size(-1)
     for name, (lo, hi) in (("early", early), ("late", late)):
         if not 1 <= lo <= hi <= T:

@@ -223,7 +223,7 @@ def test_loss_by_context_is_the_loss_at_each_position(model):
             logits, _ = model(windows[:, : k + 1])
         want = torch.nn.functional.cross_entropy(logits[:, -1], windows[:, k + 1], reduction="none")
         torch.testing.assert_close(losses[:, k], want, atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match=r"2 to block_size \+ 1 = 25 tokens, got 26"):
+    with pytest.raises(ValueError, match=r"2 to block_size \+ 1 = 25 ids, got 26"):
         loss_by_context(model, torch.zeros(1, 26, dtype=torch.long))
 
 
