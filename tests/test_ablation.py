@@ -116,3 +116,57 @@ def test_the_shipped_log_covers_every_change_with_three_seeds():
     assert all(s[:3] == [0, 1, 2] for s in seeds.values())
     assert all(r["val_loss"] is None or 1.0 < r["val_loss"] < 4.5 for r in runs)
     assert len({(r["change"], r["seed"]) for r in runs}) == len(runs)  # no run twice
+
+
+def test_modern_changes_set_the_options_they_name():
+    from gptlib.ablation import MODERN_CHANGES, modern_config, modern_options
+
+    base = GPTConfig(vocab_size=83, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
+    expected = {
+        "gpt2": {},
+        "rope": {"position": "rope"},
+        "rmsnorm": {"norm": "rmsnorm"},
+        "swiglu": {"mlp": "swiglu", "mlp_hidden": 344},
+        "gqa": {"n_kv_head": 2},
+    }
+    expected["all"] = {k: v for change in MODERN_CHANGES[1:-1] for k, v in expected[change].items()}
+    assert {change: modern_options(base, change) for change in MODERN_CHANGES} == expected
+    for change in MODERN_CHANGES:
+        assert modern_config(base, change).non_gpt2_options() == expected[change]
+    # SwiGLU's three matrices hold about GPT-2's two (within 1%); Llama's rounding to 256 would not
+    C = base.n_embd
+    assert abs(3 * C * 344 / (2 * C * 4 * C) - 1) < 0.01 and 3 * C * 512 / (2 * C * 4 * C) == 1.5
+    assert modern_config(base, "all").tie_embeddings  # tying is not one of the four
+    with pytest.raises(ValueError, match="unknown change 'alibi'; choose one of 'gpt2', 'rope'"):
+        modern_options(base, "alibi")
+    with pytest.raises(ValueError, match="already sets"):
+        modern_options(base.replace(norm="rmsnorm"), "rope")
+    with pytest.raises(ValueError, match="n_head=3 is odd"):
+        modern_options(base.replace(n_head=3, n_embd=96), "gqa")
+
+
+def test_load_log_names_an_unknown_experiment():
+    from gptlib.ablation import load_log
+
+    with pytest.raises(ValueError, match="unknown experiment 'pieces'; choose one of 'ablation', 'modern'"):
+        load_log("pieces")
+    assert load_log() == load_log("ablation")  # the old call reads chapter 8's log
+
+
+def test_the_shipped_modern_log_covers_every_config_and_seed():
+    from gptlib.ablation import MODERN_CHANGES, load_log, modern_config
+
+    runs = load_log("modern")
+    assert sorted((r["config"], r["seed"]) for r in runs) == sorted(
+        (change, seed) for change in MODERN_CHANGES for seed in (0, 1, 2)
+    )  # each once
+    for r in runs:
+        config = modern_config(GPTConfig(vocab_size=83, **r["shape"]), r["config"])  # the corpus's 83 characters
+        assert r["options"] == config.non_gpt2_options(), r["config"]
+        assert r["parameters"] == GPT(config).num_parameters(), r["config"]
+        assert r["history"][-1]["step"] == r["steps"]
+        # each run used its CPU budget (the last step's cost is predicted, so it can pass by a little)
+        assert 0.98 * r["max_seconds"] <= r["cpu_seconds"] <= 1.01 * r["max_seconds"]
+        assert r["history"][-1]["elapsed_s"] == pytest.approx(r["cpu_seconds"], abs=0.01)
+        assert 1.0 < r["val_loss"] < 4.5
+    assert len({r["max_seconds"] for r in runs}) == 1 and {r["threads"] for r in runs} == {1}
