@@ -58,19 +58,7 @@ def test_generation_flops_match_the_flop_counter_on_a_real_model(prompt_len, n_n
     with FlopCounterMode(display=False) as counter:
         out = model.generate(prompt, n_new, temperature=0, kv_cache=kv_cache)
     assert out.shape == (1, prompt_len + n_new)
-    saved = lm_head_flops_skipped(config, prompt_len, n_new, kv_cache)
-    assert counter.get_total_flops() == ch12.generation_flops(config, prompt_len, n_new, kv_cache) - saved
-
-
-def lm_head_flops_skipped(config, prompt_len, n_new, kv_cache):
-    """The chapter's formula counts logits at every position a forward pass reads; gptlib's
-    generate computes them for the last position only (the one it samples), so each
-    forward over T tokens skips lm_head (2 * V * C FLOPs a position) on T - 1 of them."""
-    skipped = 0
-    for s in range(n_new):
-        T = 1 if (kv_cache and s > 0) else prompt_len + s
-        skipped += 2 * config.vocab_size * config.n_embd * (T - 1)
-    return skipped
+    assert counter.get_total_flops() == ch12.generation_flops(config, prompt_len, n_new, kv_cache)
 
 
 def test_kv_cache_bytes_match_a_filled_cache():
@@ -270,63 +258,83 @@ def test_generation_reference_is_accepted():
     assert ch12.check_generation_flops(ch12.generation_flops).startswith("correct")
 
 
+def lm_head(config):
+    return 2 * config.n_embd * config.vocab_size
+
+
+def pass_flops(config, fed, T, attention=True):
+    """FLOPs of one forward pass that feeds `fed` positions, each meeting T keys, with
+    logits for the last position only."""
+    per_token = 2 * N(config) + (4 * config.n_layer * T * config.n_embd if attention else 0)
+    return fed * per_token - (fed - 1) * lm_head(config)
+
+
 def test_generation_closed_form_is_accepted():
     def closed_form(c, p, n, kv):
-        L, C, n2 = c.n_layer, c.n_embd, 2 * N(c)
+        L, C, n2, head = c.n_layer, c.n_embd, 2 * (N(c) - c.n_embd * c.vocab_size), lm_head(c)
         Ts = range(p, p + n)
         if not kv:
-            return sum(T * n2 + 4 * L * C * T * T for T in Ts)
-        return p * n2 + 4 * L * C * p * p + sum(n2 + 4 * L * C * T for T in Ts[1:])
+            return sum(T * n2 + 4 * L * C * T * T + head for T in Ts)
+        return p * n2 + 4 * L * C * p * p + head + sum(n2 + head + 4 * L * C * T for T in Ts[1:])
 
     assert ch12.check_generation_flops(closed_form).startswith("correct")
 
 
+def generation_logits_everywhere(config, prompt_len, n_new, kv_cache):
+    total = 0
+    for s in range(n_new):
+        T = prompt_len + s
+        per_token = 2 * N(config) + 4 * config.n_layer * T * config.n_embd
+        total += per_token if (kv_cache and s > 0) else T * per_token  # lm_head at all T positions
+    return total
+
+
 def generation_one_token_too_many(config, prompt_len, n_new, kv_cache):
-    n2 = 2 * N(config)
     total = 0
     for s in range(1, n_new + 1):
         T = prompt_len + s  # counts the token being generated as already in the context
-        per_token = n2 + 4 * config.n_layer * T * config.n_embd
-        total += per_token if (kv_cache and s > 1) else T * per_token
+        total += pass_flops(config, 1 if (kv_cache and s > 1) else T, T)
     return total
 
 
 def generation_prompt_fed_as_one_token(config, prompt_len, n_new, kv_cache):
     total = 0
     for T in range(prompt_len, prompt_len + n_new):
-        per_token = 2 * N(config) + 4 * config.n_layer * T * config.n_embd
-        total += per_token if kv_cache else T * per_token  # even the first step feeds one token
+        total += pass_flops(config, 1 if kv_cache else T, T)  # even the first step feeds one token
     return total
 
 
 def generation_cache_ignored(config, prompt_len, n_new, kv_cache):
-    return sum(
-        T * (2 * N(config) + 4 * config.n_layer * T * config.n_embd) for T in range(prompt_len, prompt_len + n_new)
-    )
+    return sum(pass_flops(config, T, T) for T in range(prompt_len, prompt_len + n_new))
 
 
 def generation_weights_only(config, prompt_len, n_new, kv_cache):
-    tokens_fed = prompt_len + (n_new - 1 if kv_cache else sum(prompt_len + s for s in range(1, n_new)))
-    return 2 * N(config) * tokens_fed
+    fed = [prompt_len] + [1 if kv_cache else prompt_len + s for s in range(1, n_new)]
+    return sum(pass_flops(config, f, 0, attention=False) for f in fed)
 
 
 def generation_weights_only_one_token_each(config, prompt_len, n_new, kv_cache):
-    total = 0
-    for s in range(n_new):
-        total += 2 * N(config) * (1 if kv_cache else prompt_len + s)
-    return total
+    return sum(pass_flops(config, 1 if kv_cache else prompt_len + s, 0, attention=False) for s in range(n_new))
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (generation_logits_everywhere, "lm_head is counted at every position"),
         (generation_one_token_too_many, "one token too many in every context"),
         (generation_prompt_fed_as_one_token, "the first step still runs on the whole prompt"),
         (generation_cache_ignored, "every step after the first feeds only the newest token"),
         (generation_weights_only, "attention is missing. A token"),
         (generation_weights_only_one_token_each, "attention is missing, and with the cache"),
     ],
-    ids=["off-by-one", "prompt-as-one-token", "cache-unused", "no-attention", "no-attention-no-prompt"],
+    ids=[
+        "logits-everywhere",
+        "off-by-one",
+        "prompt-as-one-token",
+        "cache-unused",
+        "no-attention",
+        "no-attention-no-prompt",
+    ],
 )
 def test_generation_mistakes_get_their_hints(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):

@@ -183,32 +183,35 @@ def check_kv_cache_bytes(fn) -> str:
 
 def generation_flops(config: GPTConfig, prompt_len: int, n_new: int, kv_cache: bool) -> int:
     """Forward FLOPs of generating n_new tokens after a prompt of prompt_len tokens
-    (prompt_len + n_new - 1 <= block_size, so the window never slides).
+    (prompt_len + n_new - 1 <= block_size, so the window never slides), as gptlib's
+    ``generate`` computes them.
 
     Step s (0, 1, ..., n_new - 1) works with a context of T = prompt_len + s tokens.
     Without the cache it runs the model on all T of them; with it, the first step runs
     on the prompt (filling the cache) and every later step on the newest token only,
-    whose query meets the T cached keys.
+    whose query meets the T cached keys. Either way the blocks process every position
+    fed, and lm_head only the last one (``last_only=True``): that is the only row of
+    logits a step samples from, as in nanoGPT's ``generate``.
     """
-    N, L, C = matmul_params(config), config.n_layer, config.n_embd
+    N, L, C, V = matmul_params(config), config.n_layer, config.n_embd, config.vocab_size
     total = 0
     for s in range(n_new):
         T = prompt_len + s
-        per_token = 2 * N + 4 * L * T * C
-        total += per_token if (kv_cache and s > 0) else T * per_token
+        fed = 1 if (kv_cache and s > 0) else T  # positions run through the model at this step
+        total += fed * (2 * (N - C * V) + 4 * L * T * C) + 2 * C * V  # the blocks for each, lm_head for the last
     return total
 
 
 def _generation_variant(
-    config, prompt_len, n_new, kv_cache, *, shift=0, first_full=True, attention=True, cache_works=True
+    config, prompt_len, n_new, kv_cache, *, shift=0, first_full=True, attention=True, cache_works=True, last_only=True
 ):
-    N, L, C = matmul_params(config), config.n_layer, config.n_embd
+    N, L, C, V = matmul_params(config), config.n_layer, config.n_embd, config.vocab_size
     total = 0
     for s in range(n_new):
         T = prompt_len + s + shift
         per_token = 2 * N + (4 * L * T * C if attention else 0)
-        one_token = kv_cache and cache_works and (s > 0 or not first_full)
-        total += per_token if one_token else T * per_token
+        fed = 1 if (kv_cache and cache_works and (s > 0 or not first_full)) else T
+        total += fed * per_token - ((fed - 1) * 2 * C * V if last_only else 0)
     return total
 
 
@@ -235,6 +238,12 @@ def check_generation_flops(fn) -> str:
         generation_flops,
         cases=_generation_cases(),
         mistakes=[
+            Mistake(
+                lambda c, p, n, kv: v(c, p, n, kv, last_only=False),
+                "lm_head is counted at every position. generate samples from the last position's "
+                "logits only, so it runs the model with last_only=True: a step that feeds T positions "
+                "costs the blocks T times but lm_head (2 * n_embd * vocab_size) once.",
+            ),
             Mistake(
                 lambda c, p, n, kv: v(c, p, n, kv, shift=1),
                 "one token too many in every context. The first step sees only the prompt, "
