@@ -30,8 +30,10 @@ OPTIONS = ("position", "rope_theta", "norm", "norm_eps", "mlp", "mlp_hidden", "n
 def swiglu_hidden(n_embd: int, multiple_of: int = 256) -> int:
     """The hidden width of a SwiGLU MLP by Meta's Llama rule: two thirds of GPT-2's 4 * n_embd
     (so that three matrices hold about as many weights as GPT-2's two), rounded up to a multiple
-    of ``multiple_of`` (256 in Llama 1 and 2). n_embd 4096 gives Llama-7B's 11,008; 768 gives
-    2,048, and then the MLP has exactly GPT-2's 3 x 768 x 2048 = 2 x 768 x 3072 weights."""
+    of ``multiple_of`` (256 in Llama 1 and Llama 2 7B and 13B; Meta's larger and later models
+    also multiply by an ffn_dim_multiplier, so a checkpoint's own intermediate_size is what
+    counts). n_embd 4096 gives Llama-7B's 11,008; 768 gives 2,048, and then the MLP has
+    exactly GPT-2's 3 x 768 x 2048 = 2 x 768 x 3072 weights."""
     hidden = int(2 * (4 * n_embd) / 3)
     return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
 
@@ -44,9 +46,10 @@ class GPTConfig:
     the embedding dimension, not the tokens: every head sees all ``block_size``
     positions.
 
-    The options (``OPTIONS``) default to GPT-2's choices. A Llama sets them all:
+    The options (``OPTIONS``) default to GPT-2's choices. A Llama sets them:
     ``position="rope"``, ``norm="rmsnorm"`` (with its ``rms_norm_eps`` as ``norm_eps``),
-    ``mlp="swiglu"``, ``n_kv_head`` below ``n_head``, ``bias=False`` and
+    ``mlp="swiglu"``, ``n_kv_head`` below ``n_head`` (from Llama 2's larger models and
+    Llama 3 on), ``bias=False`` and
     ``tie_embeddings=False`` (``gptlib.llama.config_from_llama`` reads them from a
     Hugging Face config.json).
     """
