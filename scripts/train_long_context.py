@@ -217,12 +217,14 @@ def run(recipe: Recipe, out: Path | None, text: str | None = None, snapshot_ever
 
 
 def save(model: GPT, recipe: Recipe, log: list[dict], out: Path) -> None:
+    """out/model.safetensors (the recipe in its metadata), out/recipe.json and out/log.jsonl."""
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied: stored once
     meta = {"config": json.dumps(dataclasses.asdict(model.config)), "recipe": json.dumps(dataclasses.asdict(recipe))}
     save_file(state, str(out / "model.safetensors"), metadata=meta)
+    (out / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), indent=1) + "\n")
     tmp = out / "log.jsonl.tmp"
     tmp.write_text("".join(json.dumps(row) + "\n" for row in log))
     tmp.replace(out / "log.jsonl")
