@@ -60,8 +60,9 @@ def load_induction_model() -> tuple[GPT, list[dict], dict]:
     """(the 2-layer induction model in eval mode, its training log, its data settings).
 
     Each log row is one probe during training: the step, the train and val loss, the loss
-    on the first and on the second copy of repeated random strings, and the best
-    previous-token (layer 0) and induction (layer 1) scores."""
+    on the first and on the second copy of repeated random strings, the best
+    previous-token (layer 0) and induction (layer 1) scores, the in-context learning score
+    on held-out text with its standard error, and the CPU seconds used so far."""
     model, meta = load_safetensors_model(data_path("induction", "model.safetensors"))
     with open(data_path("induction", "log.jsonl")) as f:
         log = [json.loads(line) for line in f if line.strip()]
