@@ -23,8 +23,9 @@ in the training:
   occurrence, so an induction head has exactly one place to look: the loss on the first
   and on the second copy, every head's previous-token score and every head's induction
   score (attention from t to t - period + 1);
-- **a repeated held-out line**: ``text_period`` characters of the held-out 10%, then the
-  same characters again: copying on text;
+- **repeated held-out text**: windows of ``text_period`` characters of the held-out 10%
+  (cut anywhere, mid-word included), each followed by the same characters again:
+  copying on text;
 - **the in-context learning score** of Olsson et al. (2022), who take the loss on the
   500th token minus the loss on the 50th: here the mean loss with ``icl_late`` characters
   of context minus the mean loss with ``icl_early`` (the last ten positions of the 256,
