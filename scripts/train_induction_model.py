@@ -5,7 +5,8 @@ induction head forms, and ship it with its training log.
     python scripts/train_induction_model.py --out DIR  # anywhere else
 
 The data are a stream of episodes of two kinds, in equal shares: a passage of the
-bundled Shakespeare (20 to 100 characters), or a string of random characters (6 to 24)
+bundled Shakespeare (20 to 100 characters, from anywhere in the file: the last 10%, which
+the other models hold out, included), or a string of random characters (6 to 24)
 followed at once by the same string again. The passages pay for what a language model
 learns anyway, a previous-token head among it; only copying predicts the repeats.
 Training windows start anywhere in the stream, so where a repeat starts and how far back
