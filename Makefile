@@ -25,7 +25,7 @@ browser-assets:
 	@if command -v npm >/dev/null 2>&1; then bash tests/fetch_browser_assets.sh; \
 	else echo "npm not found: the browser test will be skipped (and fail when CI is set)"; fi
 
-LINTED = gptlib tests benchmarks scripts
+LINTED = conftest.py gptlib tests benchmarks scripts
 
 lint:
 	$(PYTHON) -m ruff check $(LINTED)

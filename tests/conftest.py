@@ -42,13 +42,7 @@ def pytest_sessionstart(session):
     once per test run (in the main process, not in each pytest-xdist worker)."""
     if hasattr(session.config, "workerinput"):
         return
-    # Under pytest-xdist (`make test` runs `pytest -n auto`) every worker, and every notebook
-    # kernel it starts, computes on one thread: the workers already keep the cores busy, and torch
-    # threads that wait for each other on busy cores make small models many times slower. Set here,
-    # before pytest-xdist starts the workers, which inherit this environment.
-    if getattr(session.config.option, "numprocesses", None):
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        os.environ.setdefault("MKL_NUM_THREADS", "1")
+    # The workers' thread count is set by the conftest.py at the top of the repository.
     if portable_test_may_run(session.config):
         from tests import test_portable
 
