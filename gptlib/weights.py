@@ -62,7 +62,12 @@ def to_hf_state_dict(model: GPT) -> dict:
 
 
 def config_from_hf(hf_config: dict) -> GPTConfig:
-    """A GPTConfig from the fields of a Hugging Face ``GPT2Config`` (its config.json)."""
+    """A GPTConfig from the fields of a Hugging Face ``GPT2Config`` (its config.json).
+
+    It refuses the switches that change the function the model computes: another activation
+    or epsilon, attention scores not scaled by 1/sqrt(head size), or scaled by 1/(layer + 1) as
+    well. ``reorder_and_upcast_attn`` is accepted: it computes the same scores in float32, the
+    dtype gptlib loads weights in."""
     activation = hf_config.get("activation_function", "gelu_new")
     eps = hf_config.get("layer_norm_epsilon", 1e-5)
     if activation != "gelu_new" or abs(eps - 1e-5) > 1e-12:
@@ -70,6 +75,13 @@ def config_from_hf(hf_config: dict) -> GPTConfig:
             f"gptlib models GPT-2 exactly (activation gelu_new, layer_norm_epsilon 1e-05); "
             f"this config has activation {activation!r} and layer_norm_epsilon {eps}"
         )
+    for switch, gpt2_value in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False)):
+        value = hf_config.get(switch, gpt2_value)
+        if value != gpt2_value:
+            raise ValueError(
+                f"gptlib models GPT-2 exactly ({switch}={gpt2_value}); this config has {switch}={value}, "
+                f"which changes the attention scores"
+            )
     try:
         return GPTConfig(
             vocab_size=hf_config["vocab_size"],

@@ -104,3 +104,17 @@ def test_safetensors_folder_round_trip_through_hugging_face(hf_model, ours, tmp_
         expected = hf_model(idx).logits
         torch.testing.assert_close(reloaded_hf(idx).logits, expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(reloaded(idx)[0], expected, atol=1e-5, rtol=0)
+
+
+def test_reorder_and_upcast_attn_computes_the_same_logits(hf_model, ours):
+    # The switch scales inside the product and computes the scores in float32 (Hugging Face's eager
+    # attention only): in float32 the same function, which is why config_from_hf accepts it.
+    config = GPT2Config(**{**hf_model.config.to_dict(), "reorder_and_upcast_attn": True})
+    config._attn_implementation = "eager"
+    reordered = GPT2LMHeadModel(config).eval()
+    reordered.load_state_dict(hf_model.state_dict())
+    assert reordered.transformer.h[0].attn.reorder_and_upcast_attn and reordered.config._attn_implementation == "eager"
+    assert config_from_hf(reordered.config.to_dict()) == ours.config
+    idx = torch.randint(0, 300, (2, 48), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(idx)[0], reordered(idx).logits, atol=1e-5, rtol=0)

@@ -172,7 +172,7 @@ def test_make_test_lints_and_fetches_the_browser_assets():
     test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "browser-assets lint" in test_recipe and test_recipe.rstrip().endswith("-m pytest -n auto --dist loadfile")
     assert "ruff check $(LINTED)" in makefile and "ruff format --check $(LINTED)" in makefile
-    assert "LINTED = gptlib tests benchmarks scripts" in makefile
+    assert "LINTED = conftest.py gptlib tests benchmarks scripts" in makefile
     assert "command -v npm" in makefile and "bash tests/fetch_browser_assets.sh" in makefile
 
 

@@ -255,3 +255,13 @@ def test_save_gpt2_refuses_a_model_with_options_gpt2_lacks(tmp_path, option):
     with pytest.raises(ValueError, match=f"GPT-2 has none of the options this model sets \\({name}="):
         save_gpt2(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("switch, value", [("scale_attn_by_inverse_layer_idx", True), ("scale_attn_weights", False)])
+def test_config_from_hf_rejects_attention_switches_that_change_the_scores(switch, value):
+    from gptlib.weights import config_from_hf
+
+    fields = {**GPT2_FIELDS, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}
+    with pytest.raises(ValueError, match=f"this config has {switch}={value}, which changes the attention scores"):
+        config_from_hf({**fields, switch: value})
+    config_from_hf({**fields, switch: not value})  # GPT-2's own value is accepted
