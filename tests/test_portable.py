@@ -31,6 +31,7 @@ CHAPTERS = [
     "book/10_generation.ipynb",
     "book/12_costs.ipynb",
     "book/13_inside.ipynb",
+    "book/14_todays_models.ipynb",
 ]
 
 
