@@ -40,12 +40,10 @@ import torch
 
 from gptlib import GPT, GPTConfig
 from gptlib.ablation import MODERN_CHANGES, modern_config
-from gptlib.dataset import read_text, shakespeare_path, train_val_split
-from gptlib.tokenizer import CharTokenizer
 from gptlib.train import TrainConfig, Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablate_pieces import SHAPE  # noqa: E402 - chapter 8's model, from the script beside this one
+from ablate_pieces import SHAPE, corpus  # noqa: E402 - chapter 8's model, from the script beside this one
 from export_bundled_model import split_loss  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "gptlib" / "data" / "modern"
@@ -111,9 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    text = read_text(shakespeare_path())
-    tok = CharTokenizer(text)
-    train_ids, val_ids = train_val_split(torch.tensor(tok.encode(text), dtype=torch.long))
+    tok, train_ids, val_ids = corpus()
     base = GPTConfig(vocab_size=tok.vocab_size, **SHAPE)
 
     args.out.mkdir(parents=True, exist_ok=True)

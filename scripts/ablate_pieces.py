@@ -40,6 +40,14 @@ OUT = Path(__file__).resolve().parents[1] / "gptlib" / "data" / "ablation"
 SHAPE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False)
 
 
+def corpus() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
+    """The bundled Shakespeare's character tokenizer, and its first 90% and last 10% as ids."""
+    text = read_text(shakespeare_path())
+    tok = CharTokenizer(text)
+    train_ids, val_ids = train_val_split(torch.tensor(tok.encode(text), dtype=torch.long))
+    return tok, train_ids, val_ids
+
+
 def train_config(steps: int, seed: int) -> TrainConfig:
     return TrainConfig(
         batch_size=32,
@@ -62,9 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    text = read_text(shakespeare_path())
-    tok = CharTokenizer(text)
-    train_ids, val_ids = train_val_split(torch.tensor(tok.encode(text), dtype=torch.long))
+    tok, train_ids, val_ids = corpus()
     config = GPTConfig(vocab_size=tok.vocab_size, **SHAPE)
 
     args.out.mkdir(parents=True, exist_ok=True)
